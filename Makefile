@@ -1,0 +1,40 @@
+# Every target installs what it needs: a virtual environment from the pinned requirements.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Lambda runs python3.13: prefer it (pyenv has it on our machines), else the newest python3.
+PYTHON ?= $(firstword $(shell command -v python3.13 2>/dev/null) $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3))
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv test lint typecheck unit emulator clean
+
+help:
+	@echo "make test      ruff, mypy and the whole pytest suite (creates $(VENV) as needed)"
+	@echo "make demo      the relay end to end on the local stack"
+	@echo "make emulator  run the KVS signaling emulator on its own (ARGS='--port 8443 ...')"
+
+$(STAMP): requirements/dev.txt requirements/constraints.txt layers/relay/requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.txt -c requirements/constraints.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+emulator: $(STAMP)
+	$(BIN)/python -m kvs_local.emulator $(ARGS)
+
+clean:
+	rm -rf $(VENV) .aws-sam .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The local stack: KVS signaling emulator, event-source runner, Docker-free invoke."""

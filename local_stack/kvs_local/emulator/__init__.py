@@ -1,0 +1,1 @@
+"""A local Kinesis Video Streams signaling service (control plane + WebSocket data plane)."""
