@@ -34,10 +34,11 @@ class _QueryAuthAt(SigV4QueryAuth):
 
     def add_auth(self, request: AWSRequest) -> None:
         request.context["timestamp"] = self._fixed_timestamp
-        self._modify_request_before_signing(request)
+        self._modify_request_before_signing(request)  # type: ignore[attr-defined]
         canonical_request = self.canonical_request(request)
         string_to_sign = self.string_to_sign(request, canonical_request)
-        self._inject_signature_to_request(request, self.signature(string_to_sign, request))
+        signature = self.signature(string_to_sign, request)
+        self._inject_signature_to_request(request, signature)  # type: ignore[attr-defined]
 
 
 def connect_query(channel_arn: str, client_id: str | None) -> dict[str, str]:

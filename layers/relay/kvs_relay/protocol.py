@@ -91,9 +91,7 @@ def id_violation(name: str, value: object, *, required: bool) -> FieldViolation 
     if not isinstance(value, str):
         return FieldViolation(name, "must be a string")
     if not ID_MIN_LENGTH <= len(value) <= ID_MAX_LENGTH:
-        return FieldViolation(
-            name, f"length must be {ID_MIN_LENGTH} to {ID_MAX_LENGTH} characters"
-        )
+        return FieldViolation(name, f"length must be {ID_MIN_LENGTH} to {ID_MAX_LENGTH} characters")
     if not ID_PATTERN.fullmatch(value):
         return FieldViolation(name, f"must match the pattern {ID_PATTERN_TEXT}")
     return None
@@ -294,7 +292,7 @@ def parse_server_event(frame: str | bytes) -> ServerEvent:
     if not isinstance(body, dict):
         raise EventParseError("event is not a JSON object")
     try:
-        message_type = MessageType(body.get("messageType"))
+        message_type = MessageType(str(body.get("messageType")))
     except ValueError as exc:
         raise EventParseError(f"unknown messageType {body.get('messageType')!r}") from exc
     status: StatusResponse | None = None
