@@ -1,0 +1,372 @@
+"""The relay: one SQS batch in, one outcome per record out (sent, published, verdict).
+
+:class:`SignalingRelay` is what the Lambda handler calls before Powertools' batch processor
+builds the partial batch response. It needs the whole batch at once (grouping and parallel
+connections), so it runs first and the processor's record handler only looks verdicts up:
+
+1. every record is validated with :class:`~kvs_relay.contract.SignalingRequest`; a refusal is a
+   REJECTED outcome (published, never retried);
+2. channel names are resolved (cached); the valid requests go to the
+   :class:`~kvs_relay.delivery.DeliveryEngine`, grouped by sender;
+3. each outcome is published to SNS; a RETRY, or a failed publish, makes the record a
+   batchItemFailure.
+
+A :class:`DeliveryLedger` remembers outcomes of frames already written, so that a record that
+comes back (its outcome's publish failed, or a FIFO group stopped after it was sent) is not sent
+a second time: it is published again if needed, then settled. The in-memory ledger covers
+redeliveries to the same warm container; a DynamoDB ledger (Powertools idempotency) plugs into
+the same seam later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from kvs_relay.channels import ChannelResolver, ControlPlaneError
+from kvs_relay.contract import SignalingRequest, derived_correlation_id, parse_request
+from kvs_relay.delivery import Delivery, DeliveryEngine, DeliveryResult, FailedGroups
+from kvs_relay.outcomes import (
+    DeliveryOutcome,
+    OutcomePublisher,
+    OutcomeStatus,
+    StatusResponseBody,
+    Violation,
+    must_publish,
+)
+from kvs_relay.protocol import CHANNEL_ARN_PATTERN, Action, FieldViolation, id_violation
+
+log = logging.getLogger(__name__)
+
+
+class MetricName(StrEnum):
+    """The EMF metric names the relay emits."""
+
+    SENT = "Sent"
+    REJECTED = "Rejected"
+    FAILED = "Failed"
+    RETRIED = "Retried"
+    CONNECTIONS = "Connections"
+    STATUS_WAIT = "StatusWait"
+    OUTCOME_PUBLISH_FAILED = "OutcomePublishFailed"
+
+
+_STATUS_METRIC = {
+    OutcomeStatus.SENT: MetricName.SENT,
+    OutcomeStatus.REJECTED: MetricName.REJECTED,
+    OutcomeStatus.FAILED: MetricName.FAILED,
+    OutcomeStatus.RETRY: MetricName.RETRIED,
+}
+
+
+class MetricsSink(Protocol):
+    """Where metrics go (Powertools ``Metrics`` fits)."""
+
+    def add_metric(self, name: str, unit: str, value: float) -> None: ...
+
+
+class DeliveryLedger(Protocol):
+    """Outcomes of requests whose frame was already written, by SQS message id."""
+
+    def recall(self, message_id: str) -> tuple[DeliveryOutcome, bool] | None:
+        """The outcome and whether it was published, if this message was handled before."""
+        ...
+
+    def remember(self, outcome: DeliveryOutcome, *, published: bool) -> None: ...
+
+
+class InMemoryLedger:
+    """A bounded, thread-safe :class:`DeliveryLedger` living as long as the warm container."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[str, tuple[DeliveryOutcome, bool]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def recall(self, message_id: str) -> tuple[DeliveryOutcome, bool] | None:
+        with self._lock:
+            return self._entries.get(message_id)
+
+    def remember(self, outcome: DeliveryOutcome, *, published: bool) -> None:
+        with self._lock:
+            self._entries[outcome.messageId] = (outcome, published)
+            self._entries.move_to_end(outcome.messageId)
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRecord:
+    """What the relay needs of one SQS record."""
+
+    message_id: str
+    body: str
+    receive_count: int | None = None
+    message_group_id: str | None = None
+
+    @classmethod
+    def from_event_record(cls, record: Mapping[str, Any]) -> QueueRecord:
+        attributes = record.get("attributes") or {}
+        count = attributes.get("ApproximateReceiveCount")
+        return cls(
+            message_id=str(record["messageId"]),
+            body=str(record.get("body", "")),
+            receive_count=int(count) if count is not None and str(count).isdigit() else None,
+            message_group_id=attributes.get("MessageGroupId"),
+        )
+
+
+@dataclass(slots=True)
+class BatchVerdict:
+    """The outcome of every record, and which ones SQS must deliver again."""
+
+    outcomes: dict[str, DeliveryOutcome] = field(default_factory=dict)
+    retry: dict[str, str] = field(default_factory=dict)
+    """message id -> why it is returned to the queue."""
+
+
+def is_fifo_event(event: Mapping[str, Any]) -> bool:
+    """Whether the SQS event comes from a FIFO queue (its source ARN ends in .fifo)."""
+    records = event.get("Records") or []
+    return bool(records) and str(records[0].get("eventSourceARN", "")).endswith(".fifo")
+
+
+class SignalingRelay:
+    """Validates, delivers, publishes: one :class:`BatchVerdict` per SQS batch."""
+
+    def __init__(
+        self,
+        *,
+        engine: DeliveryEngine,
+        channels: ChannelResolver,
+        publisher: OutcomePublisher,
+        publish_sent: bool = True,
+        ledger: DeliveryLedger | None = None,
+        metrics: MetricsSink | None = None,
+        wall_clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._engine = engine
+        self._channels = channels
+        self._publisher = publisher
+        self._publish_sent = publish_sent
+        self._ledger = ledger if ledger is not None else InMemoryLedger()
+        self._metrics = metrics
+        self._now = wall_clock
+
+    def process_event(self, event: Mapping[str, Any]) -> BatchVerdict:
+        """Process an SQS event (``{"Records": [...]}``); FIFO is detected from the event."""
+        records = [QueueRecord.from_event_record(r) for r in event.get("Records") or []]
+        return self.process(records, fifo=is_fifo_event(event))
+
+    def process(self, records: Sequence[QueueRecord], *, fifo: bool) -> BatchVerdict:
+        """Process one batch in queue order."""
+        verdict = BatchVerdict()
+        gate = FailedGroups()
+        deliveries: list[Delivery] = []
+        requests: dict[str, tuple[QueueRecord, SignalingRequest, Delivery]] = {}
+        settled_early: list[tuple[QueueRecord, DeliveryOutcome]] = []
+
+        for record in records:
+            remembered = self._ledger.recall(record.message_id)
+            if remembered is not None:
+                self._settle_remembered(record, *remembered, verdict)
+                continue
+            if fifo and record.message_group_id in gate:
+                outcome = self._outcome_for_raw(
+                    record, OutcomeStatus.RETRY, "an earlier message of its FIFO group failed"
+                )
+                settled_early.append((record, outcome))
+                continue
+            parsed = parse_request(record.body)
+            if isinstance(parsed, list):
+                settled_early.append((record, self._rejected(record, parsed)))
+                continue
+            try:
+                channel_arn = parsed.channelArn or self._channels.channel_arn(
+                    parsed.channelName or ""
+                )
+            except ControlPlaneError as exc:
+                status = OutcomeStatus.RETRY if exc.transient else OutcomeStatus.FAILED
+                if status is OutcomeStatus.RETRY and fifo:
+                    gate.add(record.message_group_id)
+                outcome = self._outcome(
+                    record,
+                    parsed,
+                    None,
+                    DeliveryResult(status, f"{exc.operation}: {exc.error_type}"),
+                )
+                settled_early.append((record, outcome))
+                continue
+            correlation_id = parsed.correlationId or derived_correlation_id(record.message_id)
+            delivery = Delivery(
+                message_id=record.message_id,
+                channel_arn=channel_arn,
+                role=parsed.role,
+                client_id=parsed.sender_client_id,
+                message=parsed.client_message(correlation_id),
+                message_group_id=record.message_group_id if fifo else None,
+            )
+            deliveries.append(delivery)
+            requests[record.message_id] = (record, parsed, delivery)
+
+        report = self._engine.deliver(deliveries, failed_groups=gate)
+        self._count(MetricName.CONNECTIONS, "Count", report.connections)
+        if report.connections:
+            self._count(MetricName.STATUS_WAIT, "Seconds", report.status_wait_seconds)
+
+        outcomes = {record.message_id: outcome for record, outcome in settled_early}
+        for message_id, (record, parsed, delivery) in requests.items():
+            result = report.results.get(message_id) or DeliveryResult(
+                OutcomeStatus.RETRY, "not delivered"
+            )
+            outcomes[message_id] = self._outcome(record, parsed, delivery, result)
+        # Publish in queue order, so a FIFO subscriber sees outcomes in the order of requests.
+        for record in records:
+            finished = outcomes.get(record.message_id)
+            if finished is not None:
+                self._finish(finished, verdict)
+        return verdict
+
+    def _settle_remembered(
+        self,
+        record: QueueRecord,
+        outcome: DeliveryOutcome,
+        published: bool,
+        verdict: BatchVerdict,
+    ) -> None:
+        # Already written to the WebSocket once: never send again; publish if still owed.
+        log.info(
+            "redelivered record already handled; not sending again",
+            extra={"message_id": record.message_id, "correlation_id": outcome.correlationId},
+        )
+        verdict.outcomes[record.message_id] = outcome
+        if published:
+            return
+        try:
+            self._publisher.publish(outcome)
+        except Exception as exc:
+            verdict.retry[record.message_id] = f"outcome publish failed: {type(exc).__name__}"
+            self._count(MetricName.OUTCOME_PUBLISH_FAILED, "Count", 1)
+            return
+        self._ledger.remember(outcome, published=True)
+
+    def _finish(self, outcome: DeliveryOutcome, verdict: BatchVerdict) -> None:
+        verdict.outcomes[outcome.messageId] = outcome
+        self._count(_STATUS_METRIC[outcome.status], "Count", 1)
+        log.info(
+            "outcome",
+            extra={
+                "message_id": outcome.messageId,
+                "correlation_id": outcome.correlationId,
+                "status": outcome.status.value,
+                "action": outcome.action.value if outcome.action else None,
+                "reason": outcome.reason,
+            },
+        )
+        # Only SENT and a FAILED answered by the service had their frame written.
+        written = outcome.status is OutcomeStatus.SENT or (
+            outcome.status is OutcomeStatus.FAILED and outcome.statusResponse is not None
+        )
+        if outcome.status is OutcomeStatus.RETRY:
+            verdict.retry[outcome.messageId] = outcome.reason or "transient failure"
+        published = False
+        if must_publish(outcome, publish_sent=self._publish_sent):
+            try:
+                self._publisher.publish(outcome)
+                published = True
+            except Exception as exc:
+                # The outcome must not be lost: the record goes back to the queue, and the
+                # ledger keeps the outcome so the redelivery publishes it without resending.
+                log.warning(
+                    "outcome publish failed; record will be retried",
+                    extra={"message_id": outcome.messageId, "error": type(exc).__name__},
+                )
+                self._count(MetricName.OUTCOME_PUBLISH_FAILED, "Count", 1)
+                verdict.retry.setdefault(
+                    outcome.messageId, f"outcome publish failed: {type(exc).__name__}"
+                )
+        else:
+            published = True  # nothing owed
+        if outcome.status is not OutcomeStatus.RETRY and (written or not published):
+            self._ledger.remember(outcome, published=published)
+
+    def _count(self, name: MetricName, unit: str, value: float) -> None:
+        if self._metrics is not None:
+            self._metrics.add_metric(name=name.value, unit=unit, value=value)
+
+    def _rejected(self, record: QueueRecord, violations: list[FieldViolation]) -> DeliveryOutcome:
+        reason = "; ".join(str(v) for v in violations)
+        base = self._outcome_for_raw(record, OutcomeStatus.REJECTED, reason)
+        return base.model_copy(update={"violations": [Violation.of(v) for v in violations]})
+
+    def _outcome_for_raw(
+        self, record: QueueRecord, status: OutcomeStatus, reason: str
+    ) -> DeliveryOutcome:
+        # What can be read safely from a body the model refused, for the SNS attributes.
+        raw: dict[str, Any] = {}
+        try:
+            loaded = json.loads(record.body)
+            if isinstance(loaded, dict):
+                raw = loaded
+        except ValueError:
+            pass
+        action = raw.get("action")
+        channel_arn = raw.get("channelArn")
+        correlation = raw.get("correlationId")
+        own_correlation = (
+            correlation
+            if isinstance(correlation, str)
+            and id_violation("correlationId", correlation, required=True) is None
+            else None
+        )
+        return DeliveryOutcome(
+            status=status,
+            messageId=record.message_id,
+            correlationId=own_correlation or derived_correlation_id(record.message_id),
+            correlationIdDerived=own_correlation is None,
+            channelArn=channel_arn
+            if isinstance(channel_arn, str) and CHANNEL_ARN_PATTERN.fullmatch(channel_arn)
+            else None,
+            action=Action(action)
+            if isinstance(action, str) and action in Action.__members__
+            else None,
+            reason=reason,
+            approximateReceiveCount=record.receive_count,
+            messageGroupId=record.message_group_id,
+            occurredAt=self._now(),
+        )
+
+    def _outcome(
+        self,
+        record: QueueRecord,
+        request: SignalingRequest,
+        delivery: Delivery | None,
+        result: DeliveryResult,
+    ) -> DeliveryOutcome:
+        return DeliveryOutcome(
+            status=result.status,
+            messageId=record.message_id,
+            correlationId=request.correlationId or derived_correlation_id(record.message_id),
+            correlationIdDerived=request.correlationId is None,
+            channelArn=delivery.channel_arn if delivery else request.channelArn,
+            channelName=request.channelName,
+            role=request.role,
+            clientId=request.clientId,
+            action=request.action,
+            recipientClientId=request.recipientClientId,
+            recipientIgnored=request.recipient_ignored,
+            reason=result.reason,
+            statusResponse=StatusResponseBody.of(result.status_response)
+            if result.status_response
+            else None,
+            approximateReceiveCount=record.receive_count,
+            messageGroupId=record.message_group_id,
+            occurredAt=self._now(),
+        )

@@ -1,0 +1,117 @@
+"""The signaling WebSocket, as a thin adapter over websocket-client.
+
+The delivery engine sees only :class:`Connector` and :class:`SignalingConnection`; this module is
+the few lines of I/O behind them. TLS trust follows ``AWS_CA_BUNDLE`` (the same CA file botocore
+uses), so a local emulator's CA works for the control plane and the WebSocket alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from typing import Protocol
+
+import websocket
+
+
+class ConnectFailure(Exception):
+    """The WebSocket could not be opened. ``status`` is the refused handshake's HTTP status."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+    @property
+    def permanent(self) -> bool:
+        """400 and 404 (bad request, no such channel) will not heal; anything else may."""
+        return self.status in (400, 404)
+
+
+class ConnectionLost(Exception):
+    """The connection closed (service close, drop, or a close frame)."""
+
+
+class SignalingConnection(Protocol):
+    """An open signaling WebSocket."""
+
+    def send(self, frame: str) -> None:
+        """Send one text frame; raises :class:`ConnectionLost`."""
+        ...
+
+    def receive(self, timeout: float) -> str | None:
+        """The next text frame, or None after ``timeout`` s; raises :class:`ConnectionLost`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Connector(Protocol):
+    """Opens signaling WebSockets to presigned URLs."""
+
+    def connect(self, url: str) -> SignalingConnection:
+        """Open a connection; raises :class:`ConnectFailure`."""
+        ...
+
+
+_MIN_TIMEOUT = 0.001  # websocket-client treats 0 as non-blocking, which TLS reads dislike
+
+
+class WebSocketConnection:
+    """A :class:`SignalingConnection` on a ``websocket.WebSocket``."""
+
+    def __init__(self, ws: websocket.WebSocket) -> None:
+        self._ws = ws
+
+    def send(self, frame: str) -> None:
+        try:
+            self._ws.send(frame)
+        except (websocket.WebSocketException, OSError) as exc:
+            raise ConnectionLost(type(exc).__name__) from exc
+
+    def receive(self, timeout: float) -> str | None:
+        if not self._ws.connected:
+            raise ConnectionLost("closed")
+        self._ws.settimeout(max(timeout, _MIN_TIMEOUT))
+        try:
+            opcode, data = self._ws.recv_data()
+        except websocket.WebSocketTimeoutException:
+            return None
+        except TimeoutError:
+            return None
+        except (websocket.WebSocketException, OSError) as exc:
+            raise ConnectionLost(type(exc).__name__) from exc
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            raise ConnectionLost("close frame")
+        if opcode == websocket.ABNF.OPCODE_TEXT:
+            return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else str(data)
+        return None  # binary frames are not part of the signaling protocol
+
+    def close(self) -> None:
+        # Closing a dead socket fails harmlessly: nothing is left to release.
+        with contextlib.suppress(websocket.WebSocketException, OSError):
+            self._ws.close(timeout=0.5)
+
+
+class WebSocketConnector:
+    """Opens :class:`WebSocketConnection` s with a connect timeout and optional CA bundle."""
+
+    def __init__(self, connect_timeout: float, ca_bundle: str | None = None) -> None:
+        self._timeout = connect_timeout
+        self._sslopt: dict[str, object] = {"cert_reqs": ssl.CERT_REQUIRED}
+        if ca_bundle:
+            self._sslopt["ca_certs"] = ca_bundle
+
+    def connect(self, url: str) -> SignalingConnection:
+        try:
+            ws = websocket.create_connection(
+                url, timeout=self._timeout, sslopt=self._sslopt, enable_multithread=True
+            )
+        except websocket.WebSocketBadStatusException as exc:
+            # Only the status: the exception text may quote headers, never the (signed) URL.
+            raise ConnectFailure(
+                f"handshake refused: HTTP {exc.status_code}", exc.status_code
+            ) from exc
+        except (websocket.WebSocketException, OSError) as exc:
+            raise ConnectFailure(f"connect failed: {type(exc).__name__}") from exc
+        return WebSocketConnection(ws)
