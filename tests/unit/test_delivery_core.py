@@ -1,0 +1,198 @@
+"""The socket-free parts of delivery: grouping, pacing, status classification, caches,
+outcomes and settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from kvs_relay.channels import ExpiringCache, region_of_channel
+from kvs_relay.delivery import Delivery, FailedGroups, classify_status, group_by_sender
+from kvs_relay.outcomes import DeliveryOutcome, OutcomeStatus, StatusResponseBody, must_publish
+from kvs_relay.pacing import ConnectPacer, SendPacer
+from kvs_relay.protocol import Action, ClientMessage, Role, StatusResponse
+from kvs_relay.quotas import SignalingQuotas, SlidingWindow
+from kvs_relay.relay import is_fifo_event
+from kvs_relay.settings import DEFAULT_STATUS_WAIT_SECONDS, RelaySettings, SettingsError
+
+ARN = "arn:aws:kinesisvideo:us-west-2:123456789012:channel/demo/1234567890123"
+OTHER = "arn:aws:kinesisvideo:eu-west-1:123456789012:channel/other/42"
+
+
+def delivery(message_id: str, channel: str, role: Role, client: str | None) -> Delivery:
+    return Delivery(
+        message_id=message_id,
+        channel_arn=channel,
+        role=role,
+        client_id=client,
+        message=ClientMessage(Action.ICE_CANDIDATE, "QQ==", "v", correlation_id=message_id),
+    )
+
+
+def test_groups_are_per_sender_and_keep_queue_order() -> None:
+    items = [
+        delivery("1", ARN, Role.MASTER, None),
+        delivery("2", ARN, Role.VIEWER, "a"),
+        delivery("3", ARN, Role.MASTER, None),
+        delivery("4", OTHER, Role.MASTER, None),
+        delivery("5", ARN, Role.VIEWER, "b"),
+        delivery("6", ARN, Role.VIEWER, "a"),
+    ]
+    groups = group_by_sender(items)
+    assert [[d.message_id for d in g] for g in groups.values()] == [
+        ["1", "3"],
+        ["2", "6"],
+        ["4"],
+        ["5"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("error_type", "code", "expected"),
+    [
+        ("ClientLimitExceededException", "400", OutcomeStatus.RETRY),
+        ("InternalFailure", "500", OutcomeStatus.RETRY),
+        ("ServiceUnavailable", "503", OutcomeStatus.RETRY),
+        ("TooManyRequests", "429", OutcomeStatus.RETRY),
+        ("InvalidArgumentException", "400", OutcomeStatus.FAILED),
+        ("AccessDeniedException", "403", OutcomeStatus.FAILED),
+        ("Weird", "not-a-number", OutcomeStatus.FAILED),
+    ],
+)
+def test_status_responses_are_classified(
+    error_type: str, code: str, expected: OutcomeStatus
+) -> None:
+    assert classify_status(StatusResponse("c", error_type, code, "d")) is expected
+
+
+def test_send_pacer_holds_each_action_to_its_own_rate() -> None:
+    pacer = SendPacer(SignalingQuotas(), margin=0.05)
+    for _ in range(5):
+        assert pacer.next_send_at(Action.SDP_ANSWER, 10.0) == 10.0
+        pacer.sent(Action.SDP_ANSWER, 10.0)
+    # The sixth answer waits a full second plus the margin; ICE candidates are not held up.
+    assert pacer.next_send_at(Action.SDP_ANSWER, 10.0) == pytest.approx(11.05)
+    assert pacer.next_send_at(Action.ICE_CANDIDATE, 10.0) == 10.0
+
+
+def test_paced_sends_are_never_refused_by_the_services_window() -> None:
+    # The emulator enforces with SlidingWindow.try_acquire; the pacer plans with the same class.
+    quotas = SignalingQuotas(sdp_answer_per_second=2.0)
+    pacer = SendPacer(quotas, margin=0.0)
+    service = SlidingWindow.per_second(2.0)
+    now = 0.0
+    for _ in range(9):
+        now = pacer.next_send_at(Action.SDP_ANSWER, now)
+        pacer.sent(Action.SDP_ANSWER, now)
+        assert service.try_acquire(now)
+
+
+def test_connect_pacer_shares_the_quota_per_channel_and_role() -> None:
+    pacer = ConnectPacer(SignalingQuotas(), margin=0.0)
+    slots = [pacer.reserve(ARN, Role.VIEWER, 0.0) for _ in range(7)]
+    assert slots == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0]
+    # Another role or channel has its own window.
+    assert pacer.reserve(ARN, Role.MASTER, 0.0) == 0.0
+    assert pacer.reserve(OTHER, Role.VIEWER, 0.0) == 0.0
+
+
+def test_expiring_cache_loads_once_per_period() -> None:
+    now = [0.0]
+    cache: ExpiringCache[str, int] = ExpiringCache(ttl=300, clock=lambda: now[0])
+    loads: list[int] = []
+
+    def load() -> int:
+        loads.append(1)
+        return len(loads)
+
+    assert cache.get_or_load("k", load) == 1
+    now[0] = 299.0
+    assert cache.get_or_load("k", load) == 1
+    now[0] = 300.0
+    assert cache.get_or_load("k", load) == 2
+    cache.discard("k")
+    assert cache.get_or_load("k", load) == 3
+
+
+def test_region_comes_from_the_channel_arn() -> None:
+    assert region_of_channel(OTHER) == "eu-west-1"
+    with pytest.raises(ValueError, match="ARN"):
+        region_of_channel("arn:aws:s3:::b")
+
+
+def test_failed_fifo_groups() -> None:
+    groups = FailedGroups(["g1"])
+    groups.add(None)
+    groups.add("g2")
+    assert "g1" in groups
+    assert "g2" in groups
+    assert None not in groups
+
+
+def outcome(status: OutcomeStatus, **fields: object) -> DeliveryOutcome:
+    return DeliveryOutcome(
+        status=status, messageId="m", occurredAt=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), **fields
+    )
+
+
+def test_sns_attributes_carry_status_action_and_channel() -> None:
+    attrs = outcome(OutcomeStatus.SENT, action=Action.SDP_ANSWER, channelArn=ARN).sns_attributes()
+    assert attrs == {
+        "status": {"DataType": "String", "StringValue": "SENT"},
+        "action": {"DataType": "String", "StringValue": "SDP_ANSWER"},
+        "channelArn": {"DataType": "String", "StringValue": ARN},
+    }
+    assert set(outcome(OutcomeStatus.REJECTED).sns_attributes()) == {"status"}
+
+
+def test_only_plain_sent_outcomes_can_be_switched_off() -> None:
+    status = StatusResponseBody(correlationId="c", errorType="E", statusCode="400", description="d")
+    assert not must_publish(outcome(OutcomeStatus.SENT), publish_sent=False)
+    assert must_publish(outcome(OutcomeStatus.SENT), publish_sent=True)
+    for status_kind in (OutcomeStatus.REJECTED, OutcomeStatus.FAILED, OutcomeStatus.RETRY):
+        assert must_publish(outcome(status_kind), publish_sent=False)
+    assert must_publish(outcome(OutcomeStatus.SENT, statusResponse=status), publish_sent=False)
+
+
+def test_fifo_is_detected_from_the_event_source() -> None:
+    fifo = {"Records": [{"eventSourceARN": "arn:aws:sqs:us-west-2:1:q.fifo"}]}
+    standard = {"Records": [{"eventSourceARN": "arn:aws:sqs:us-west-2:1:q"}]}
+    assert is_fifo_event(fifo)
+    assert not is_fifo_event(standard)
+    assert not is_fifo_event({"Records": []})
+
+
+def test_settings_defaults_and_overrides() -> None:
+    env = {"OUTCOME_TOPIC_ARN": "arn:aws:sns:us-west-2:1:t", "AWS_REGION": "us-west-2"}
+    defaults = RelaySettings.from_environ(env)
+    assert defaults.publish_sent_outcomes is True
+    assert defaults.endpoint_cache_ttl_seconds == 300.0
+    assert defaults.status_wait_seconds == DEFAULT_STATUS_WAIT_SECONDS
+    assert defaults.max_parallel_connections == 8
+    custom = RelaySettings.from_environ(
+        {
+            **env,
+            "PUBLISH_SENT_OUTCOMES": "false",
+            "MAX_PARALLEL_CONNECTIONS": "2",
+            "AWS_CA_BUNDLE": "/ca.pem",
+        }
+    )
+    assert custom.publish_sent_outcomes is False
+    assert custom.max_parallel_connections == 2
+    assert custom.ca_bundle == "/ca.pem"
+
+
+@pytest.mark.parametrize(
+    ("extra", "name"),
+    [
+        ({"OUTCOME_TOPIC_ARN": ""}, "OUTCOME_TOPIC_ARN"),
+        ({"PUBLISH_SENT_OUTCOMES": "maybe"}, "PUBLISH_SENT_OUTCOMES"),
+        ({"STATUS_WAIT_SECONDS": "soon"}, "STATUS_WAIT_SECONDS"),
+        ({"MAX_PARALLEL_CONNECTIONS": "0"}, "MAX_PARALLEL_CONNECTIONS"),
+    ],
+)
+def test_bad_settings_name_the_variable(extra: dict[str, str], name: str) -> None:
+    env = {"OUTCOME_TOPIC_ARN": "arn:aws:sns:us-west-2:1:t", "AWS_REGION": "us-west-2", **extra}
+    with pytest.raises(SettingsError, match=name):
+        RelaySettings.from_environ(env)
