@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from kvs_relay.channels import ExpiringCache, region_of_channel
-from kvs_relay.delivery import Delivery, FailedGroups, classify_status, group_by_sender
+from kvs_relay.delivery import Delivery, FailedGroups, classify_status, group_by_sender, lanes
 from kvs_relay.outcomes import DeliveryOutcome, OutcomeStatus, StatusResponseBody, must_publish
 from kvs_relay.pacing import ConnectPacer, SendPacer
 from kvs_relay.protocol import Action, ClientMessage, Role, StatusResponse
@@ -196,3 +196,21 @@ def test_bad_settings_name_the_variable(extra: dict[str, str], name: str) -> Non
     env = {"OUTCOME_TOPIC_ARN": "arn:aws:sns:us-west-2:1:t", "AWS_REGION": "us-west-2", **extra}
     with pytest.raises(SettingsError, match=name):
         RelaySettings.from_environ(env)
+
+
+def test_fifo_lanes_join_senders_that_share_a_message_group() -> None:
+    def item(message_id: str, client: str, group: str) -> Delivery:
+        return Delivery(
+            message_id=message_id,
+            channel_arn=ARN,
+            role=Role.VIEWER,
+            client_id=client,
+            message=ClientMessage(Action.SDP_OFFER, "QQ==", None, correlation_id=message_id),
+            message_group_id=group,
+        )
+
+    items = [item("1", "a", "g1"), item("2", "b", "g2"), item("3", "c", "g1"), item("4", "b", "g3")]
+    fifo = [[d.message_id for d in lane] for lane in lanes(items, fifo=True)]
+    standard = [[d.message_id for d in lane] for lane in lanes(items, fifo=False)]
+    assert fifo == [["1", "3"], ["2", "4"]]
+    assert standard == [["1"], ["2", "4"], ["3"]]

@@ -2,8 +2,10 @@
 
 Shape (docs/contract.md, "Delivery semantics"):
 
-* requests are grouped by sender, ``(channel ARN, role, clientId)``; each group gets one
-  WebSocket that carries its messages in queue order; groups run in parallel (bounded);
+* requests are grouped by sender, ``(channel ARN, role, clientId)``; each sender gets one
+  WebSocket per batch that carries its messages in queue order; senders run in parallel
+  (bounded). On a FIFO queue, senders sharing a message group share a lane (one thread), so a
+  group's messages go out strictly in queue order even across senders (:func:`lanes`);
 * each connect takes a slot of the per-channel connect quota, each send waits for the
   per-connection send quota of its action (:mod:`kvs_relay.pacing`);
 * every message carries a correlationId; after a group's last send the engine listens
@@ -23,7 +25,6 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -136,12 +137,54 @@ class FailedGroups:
             return group_id in self._groups
 
 
+def lanes(deliveries: Sequence[Delivery], *, fifo: bool) -> list[list[Delivery]]:
+    """Independent sequences of deliveries, each in queue order; lanes run in parallel.
+
+    On a standard queue a lane is one sender's group. On a FIFO queue, senders that share a
+    message group share a lane, so that group's messages go out strictly in queue order.
+    """
+    parent: dict[object, object] = {}
+
+    def root(node: object) -> object:
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for delivery in deliveries:
+        sender = ("sender", delivery.connection_key)
+        root(sender)
+        if fifo and delivery.message_group_id is not None:
+            parent[root(("group", delivery.message_group_id))] = root(sender)
+    grouped: dict[object, list[Delivery]] = {}
+    for delivery in deliveries:
+        grouped.setdefault(root(("sender", delivery.connection_key)), []).append(delivery)
+    return list(grouped.values())
+
+
 @dataclass(slots=True)
 class _Listening:
     """One connection whose sent messages may still be answered."""
 
     connection: SignalingConnection
     go_away: bool = False
+
+
+@dataclass(slots=True)
+class _Sender:
+    """One sender's connection state within a lane."""
+
+    key: ConnectionKey
+    current: _Listening | None = None
+    pacer: SendPacer | None = None
+    failures: int = 0  # failed connects and lost connections; a GO_AWAY is not a failure
+    connects: int = 0
+    last_failure: str = "not connected"
+    gave_up: DeliveryResult | None = None
+
+
+Settle = Callable[[Delivery, DeliveryResult], None]
 
 
 class DeliveryEngine:
@@ -170,7 +213,7 @@ class DeliveryEngine:
         self._status_wait = status_wait_seconds
         self._margin = pacing_margin_seconds
         self._max_parallel = max(1, max_parallel_connections)
-        self._max_connects = max(1, max_connects_per_group)
+        self._max_failures = max(1, max_connects_per_group)
         # Shared across batches (the engine lives as long as the warm container).
         self._connect_pacer = connect_pacer or ConnectPacer(quotas, pacing_margin_seconds)
         self._clock = clock
@@ -178,95 +221,64 @@ class DeliveryEngine:
         self._wall_clock = wall_clock
 
     def deliver(
-        self, deliveries: Sequence[Delivery], *, failed_groups: FailedGroups | None = None
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        fifo: bool = False,
+        failed_groups: FailedGroups | None = None,
     ) -> DeliveryReport:
         """Send every delivery; a result for each message id. Never raises for one delivery."""
         report = DeliveryReport()
-        groups = group_by_sender(deliveries)
-        if not groups:
+        work = lanes(deliveries, fifo=fifo)
+        if not work:
             return report
         gate = failed_groups if failed_groups is not None else FailedGroups()
         lock = threading.Lock()
 
         def run(items: list[Delivery]) -> None:
-            partial = self._deliver_group(items, gate)
+            partial = self._deliver_lane(items, gate)
             with lock:
                 report.results.update(partial.results)
                 report.connections += partial.connections
                 report.status_wait_seconds += partial.status_wait_seconds
                 report.ignored_events += partial.ignored_events
 
-        workers = min(self._max_parallel, len(groups))
+        workers = min(self._max_parallel, len(work))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="signaling") as pool:
-            futures = [pool.submit(run, items) for items in groups.values()]
+            futures = [pool.submit(run, items) for items in work]
             for future in futures:
                 future.result()
         return report
 
-    # One group: one sender, one connection at a time, queue order.
-
-    def _deliver_group(self, items: list[Delivery], gate: FailedGroups) -> DeliveryReport:
+    def _deliver_lane(self, items: list[Delivery], gate: FailedGroups) -> DeliveryReport:
         report = DeliveryReport()
-        channel_arn, role, client_id = items[0].connection_key
-        unsent: deque[Delivery] = deque(items)
         awaiting: dict[str, Delivery] = {}
         listening: list[_Listening] = []
-        failures = 0  # failed connects and lost connections; a GO_AWAY is not a failure
-        connects = 0
-        last_failure = "not connected"
+        senders: dict[ConnectionKey, _Sender] = {}
 
         def settle(delivery: Delivery, result: DeliveryResult) -> None:
             report.results[delivery.message_id] = result
             if result.status is OutcomeStatus.RETRY:
                 gate.add(delivery.message_group_id)
 
-        def settle_unsent(status: OutcomeStatus, reason: str) -> None:
-            while unsent:
-                settle(unsent.popleft(), DeliveryResult(status, reason))
-
         try:
-            while unsent:
-                self._skip_failed_fifo_heads(unsent, settle, gate)
-                if not unsent:
-                    break
-                # Every connection sends at least one message unless it fails, so this bounds
-                # the loop even when the service keeps sending GO_AWAY.
-                if failures >= self._max_connects or connects >= self._max_connects + len(items):
-                    settle_unsent(OutcomeStatus.RETRY, last_failure)
-                    break
-                if failures:
-                    self._sleep(0.1 * failures)  # a short back-off before connecting again
-                connects += 1
-                try:
-                    connection = self._open(channel_arn, role, client_id)
-                except ControlPlaneError as exc:
-                    status = OutcomeStatus.RETRY if exc.transient else OutcomeStatus.FAILED
-                    settle_unsent(status, f"{exc.operation}: {exc.error_type}")
-                    break
-                except ConnectFailure as exc:
-                    failures += 1
-                    last_failure = exc.reason
-                    if exc.permanent:
-                        settle_unsent(OutcomeStatus.FAILED, exc.reason)
-                        break
-                    self._endpoints.forget(channel_arn, role)
+            for delivery in items:
+                if delivery.message_group_id is not None and delivery.message_group_id in gate:
+                    settle(
+                        delivery,
+                        DeliveryResult(
+                            OutcomeStatus.RETRY, "an earlier message of its FIFO group failed"
+                        ),
+                    )
                     continue
-                report.connections += 1
-                current = _Listening(connection)
-                listening.append(current)
-                try:
-                    self._send_all(current, unsent, awaiting, settle, gate, report)
-                except ConnectionLost:
-                    failures += 1
-                    last_failure = "connection lost"
-                    log.info("signaling connection lost; reconnecting for unsent messages")
-                    listening.remove(current)
-                    current.connection.close()
-                    continue
-                if current.go_away and unsent:
-                    last_failure = "GO_AWAY"
-                    log.info("GO_AWAY received; reconnecting for unsent messages")
-                    continue
+                sender = senders.setdefault(
+                    delivery.connection_key, _Sender(delivery.connection_key)
+                )
+                failure = self._send_one(
+                    sender, delivery, len(items), awaiting, listening, settle, report
+                )
+                if failure is not None:
+                    settle(delivery, failure)
             started = self._clock()
             self._listen(listening, awaiting, settle, report)
             report.status_wait_seconds += self._clock() - started
@@ -278,19 +290,79 @@ class DeliveryEngine:
                 settle(delivery, DeliveryResult(OutcomeStatus.SENT, written=True))
         return report
 
-    def _skip_failed_fifo_heads(
+    def _send_one(
         self,
-        unsent: deque[Delivery],
-        settle: Callable[[Delivery, DeliveryResult], None],
-        gate: FailedGroups,
-    ) -> None:
-        while (
-            unsent and unsent[0].message_group_id is not None and unsent[0].message_group_id in gate
-        ):
-            settle(
-                unsent.popleft(),
-                DeliveryResult(OutcomeStatus.RETRY, "an earlier message of its FIFO group failed"),
-            )
+        sender: _Sender,
+        delivery: Delivery,
+        lane_size: int,
+        awaiting: dict[str, Delivery],
+        listening: list[_Listening],
+        settle: Settle,
+        report: DeliveryReport,
+    ) -> DeliveryResult | None:
+        """Send one message on its sender's connection (connecting as needed).
+
+        None when sent; otherwise the result to settle it with. Reconnects after a GO_AWAY or
+        a lost connection and sends this message on the new one.
+        """
+        channel_arn, role, client_id = sender.key
+        while True:
+            if sender.gave_up is not None:
+                return sender.gave_up
+            if sender.current is None or sender.pacer is None:
+                # Every connection sends at least one message unless it fails, so the second
+                # bound holds even when the service keeps sending GO_AWAY.
+                if sender.failures >= self._max_failures or sender.connects >= (
+                    self._max_failures + lane_size
+                ):
+                    sender.gave_up = DeliveryResult(OutcomeStatus.RETRY, sender.last_failure)
+                    continue
+                if sender.failures:
+                    self._sleep(0.1 * sender.failures)  # a short back-off before reconnecting
+                sender.connects += 1
+                try:
+                    connection = self._open(channel_arn, role, client_id)
+                except ControlPlaneError as exc:
+                    status = OutcomeStatus.RETRY if exc.transient else OutcomeStatus.FAILED
+                    sender.gave_up = DeliveryResult(status, f"{exc.operation}: {exc.error_type}")
+                    continue
+                except ConnectFailure as exc:
+                    sender.failures += 1
+                    sender.last_failure = exc.reason
+                    if exc.permanent:
+                        sender.gave_up = DeliveryResult(OutcomeStatus.FAILED, exc.reason)
+                    else:
+                        self._endpoints.forget(channel_arn, role)
+                    continue
+                report.connections += 1
+                sender.current = _Listening(connection)
+                sender.pacer = SendPacer(self._quotas, self._margin)  # quotas are per connection
+                listening.append(sender.current)
+            current, pacer = sender.current, sender.pacer
+            action = delivery.message.action
+            try:
+                # Read what has arrived (statuses, GO_AWAY, a close) before writing: this is how
+                # a closed connection is noticed before a message is written into it.
+                self._read_until(
+                    current, pacer.next_send_at(action, self._clock()), awaiting, settle, report
+                )
+                if current.go_away:
+                    # Keep listening on it for answers to what it carried; send on a new one.
+                    log.info("GO_AWAY received; reconnecting")
+                    sender.current = None
+                    continue
+                current.connection.send(delivery.message.to_json())
+            except ConnectionLost:
+                log.info("signaling connection lost; reconnecting")
+                sender.failures += 1
+                sender.last_failure = "connection lost"
+                listening.remove(current)
+                current.connection.close()
+                sender.current = None
+                continue
+            pacer.sent(action, self._clock())
+            awaiting[delivery.correlation_id] = delivery
+            return None
 
     def _open(self, channel_arn: str, role: Role, client_id: str | None) -> SignalingConnection:
         endpoint = self._endpoints.wss_endpoint(channel_arn, role)
@@ -310,40 +382,6 @@ class DeliveryEngine:
         delay = at - self._clock()
         if delay > 0:
             self._sleep(delay)
-
-    def _send_all(
-        self,
-        current: _Listening,
-        unsent: deque[Delivery],
-        awaiting: dict[str, Delivery],
-        settle: Callable[[Delivery, DeliveryResult], None],
-        gate: FailedGroups,
-        report: DeliveryReport,
-    ) -> None:
-        pacer = SendPacer(self._quotas, self._margin)  # the send quotas are per connection
-        while unsent:
-            self._skip_failed_fifo_heads(unsent, settle, gate)
-            if not unsent:
-                return
-            delivery = unsent[0]
-            action = delivery.message.action
-            send_at = pacer.next_send_at(action, self._clock())
-            # Read what has arrived (statuses, GO_AWAY, a close) before writing: this is how a
-            # closed connection is noticed before a message is written into it.
-            self._read_until(current, send_at, awaiting, settle, report)
-            if current.go_away:
-                return
-            current.connection.send(delivery.message.to_json())
-            pacer.sent(action, self._clock())
-            unsent.popleft()
-            awaiting[delivery.correlation_id] = delivery
-            log.debug(
-                "sent",
-                extra={
-                    "correlation_id": delivery.correlation_id,
-                    "message_id": delivery.message_id,
-                },
-            )
 
     def _read_until(
         self,

@@ -216,7 +216,7 @@ class SignalingRelay:
             deliveries.append(delivery)
             requests[record.message_id] = (record, parsed, delivery)
 
-        report = self._engine.deliver(deliveries, failed_groups=gate)
+        report = self._engine.deliver(deliveries, fifo=fifo, failed_groups=gate)
         self._count(MetricName.CONNECTIONS, "Count", report.connections)
         if report.connections:
             self._count(MetricName.STATUS_WAIT, "Seconds", report.status_wait_seconds)
