@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import socket
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,6 +36,17 @@ FUNCTION_DIR = REPO / "functions" / "send_signaling"
 
 def payload_of(body: dict[str, Any]) -> str:
     return base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
+
+
+def moto_client(service: str, endpoint: str) -> Any:
+    """A test's own boto3 client for the moto server (its own fixed test credentials)."""
+    return boto3.client(
+        service,
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="AKIDMOTOTEST",
+        aws_secret_access_key="moto-test-secret",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -84,8 +96,8 @@ class OutcomeInbox:
 
 @pytest.fixture
 def outcome_inbox(moto_endpoint: str) -> OutcomeInbox:
-    sns = boto3.client("sns", region_name=REGION, endpoint_url=moto_endpoint)
-    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=moto_endpoint)
+    sns = moto_client("sns", moto_endpoint)
+    sqs = moto_client("sqs", moto_endpoint)
     suffix = uuid.uuid4().hex[:8]
     topic_arn = sns.create_topic(Name=f"outcomes-{suffix}")["TopicArn"]
     queue_url = sqs.create_queue(QueueName=f"outcomes-{suffix}")["QueueUrl"]
@@ -105,7 +117,9 @@ class RequestQueue:
     queue_arn: str
     fifo: bool
 
-    def event(self, bodies: list[dict[str, Any] | str], groups: list[str] | None = None) -> dict[str, Any]:
+    def event(
+        self, bodies: list[dict[str, Any] | str], groups: list[str] | None = None
+    ) -> dict[str, Any]:
         """Send the bodies, receive them back, and shape them as Lambda's SQS event."""
         for index, body in enumerate(bodies):
             text = body if isinstance(body, str) else json.dumps(body)
@@ -134,7 +148,7 @@ class RequestQueue:
 
 
 def _request_queue(moto_endpoint: str, fifo: bool) -> RequestQueue:
-    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=moto_endpoint)
+    sqs = moto_client("sqs", moto_endpoint)
     name = f"requests-{uuid.uuid4().hex[:8]}" + (".fifo" if fifo else "")
     attributes = {"FifoQueue": "true"} if fifo else {}
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
@@ -178,17 +192,19 @@ def emulator() -> Iterator[Any]:
 Handler = Callable[..., dict[str, Any]]
 
 
-@pytest.fixture
-def relay_env(
-    monkeypatch: pytest.MonkeyPatch, emulator: Any, moto_endpoint: str, outcome_inbox: OutcomeInbox
-) -> dict[str, str]:
-    """The function's environment as the template sets it, pointed at the local stack."""
-    env = {
+def _set_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict[str, str]:
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def _common_env(moto_endpoint: str, outcome_inbox: OutcomeInbox) -> dict[str, str]:
+    return {
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": emulator.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": emulator.secret_access_key,
-        "AWS_ENDPOINT_URL_KINESIS_VIDEO": emulator.control_endpoint,
         "AWS_ENDPOINT_URL_SNS": moto_endpoint,
         "OUTCOME_TOPIC_ARN": outcome_inbox.topic_arn,
         "PUBLISH_SENT_OUTCOMES": "true",
@@ -199,22 +215,54 @@ def relay_env(
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
-    if emulator.ca_cert_path:
-        env["AWS_CA_BUNDLE"] = emulator.ca_cert_path
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
+
+
+def closed_loopback_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 @pytest.fixture
-def handler_module(relay_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """functions/send_signaling/app.py, imported fresh (a cold start) with ``relay_env``."""
+def offline_env(
+    monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, outcome_inbox: OutcomeInbox
+) -> dict[str, str]:
+    """The function's environment with no KVS at all: any KVS call would fail to connect."""
+    env = _common_env(moto_endpoint, outcome_inbox)
+    env["AWS_ACCESS_KEY_ID"] = "AKIDTESTONLY"
+    env["AWS_SECRET_ACCESS_KEY"] = "test-secret"
+    env["AWS_ENDPOINT_URL_KINESIS_VIDEO"] = f"http://127.0.0.1:{closed_loopback_port()}"
+    return _set_env(monkeypatch, env)
+
+
+@pytest.fixture
+def relay_env(
+    monkeypatch: pytest.MonkeyPatch, emulator: Any, moto_endpoint: str, outcome_inbox: OutcomeInbox
+) -> dict[str, str]:
+    """The function's environment as the template sets it, pointed at the local stack."""
+    env = _common_env(moto_endpoint, outcome_inbox)
+    env["AWS_ACCESS_KEY_ID"] = emulator.access_key_id
+    env["AWS_SECRET_ACCESS_KEY"] = emulator.secret_access_key
+    env["AWS_ENDPOINT_URL_KINESIS_VIDEO"] = emulator.control_endpoint
+    if emulator.ca_cert_path:
+        env["AWS_CA_BUNDLE"] = emulator.ca_cert_path
+    return _set_env(monkeypatch, env)
+
+
+def load_handler(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """functions/send_signaling/app.py, imported fresh (a cold start) with the current env."""
     monkeypatch.syspath_prepend(str(FUNCTION_DIR))
     sys.modules.pop("app", None)
-    module = importlib.import_module("app")
-    yield module
+    return importlib.import_module("app")
+
+
+@pytest.fixture
+def handler_module(
+    relay_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModuleType]:
+    yield load_handler(monkeypatch)
     sys.modules.pop("app", None)
 
 
@@ -225,6 +273,20 @@ def invoke(handler_module: ModuleType) -> Handler:
         return response
 
     return call
+
+
+@pytest.fixture
+def invoke_offline(
+    offline_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Handler]:
+    module = load_handler(monkeypatch)
+
+    def call(event: dict[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = module.lambda_handler(event, LambdaContextStub())
+        return response
+
+    yield call
+    sys.modules.pop("app", None)
 
 
 class Peer:

@@ -227,12 +227,44 @@ class SignalingRelay:
                 OutcomeStatus.RETRY, "not delivered"
             )
             outcomes[message_id] = self._outcome(record, parsed, delivery, result)
+        if fifo:
+            self._stop_failed_groups(records, outcomes)
         # Publish in queue order, so a FIFO subscriber sees outcomes in the order of requests.
         for record in records:
             finished = outcomes.get(record.message_id)
             if finished is not None:
                 self._finish(finished, verdict)
         return verdict
+
+    def _stop_failed_groups(
+        self, records: Sequence[QueueRecord], outcomes: dict[str, DeliveryOutcome]
+    ) -> None:
+        # Powertools' FIFO processor returns every record after a group's first failure; an
+        # unsent record there must say RETRY too (it is decided again when it comes back). A
+        # record already written keeps its outcome; the ledger stops it being sent again.
+        failed: set[str | None] = set()
+        for record in records:
+            outcome = outcomes.get(record.message_id)
+            if outcome is None:
+                continue
+            if (
+                record.message_group_id in failed
+                and outcome.status
+                in (
+                    OutcomeStatus.REJECTED,
+                    OutcomeStatus.FAILED,
+                )
+                and outcome.statusResponse is None
+            ):
+                outcomes[record.message_id] = outcome.model_copy(
+                    update={
+                        "status": OutcomeStatus.RETRY,
+                        "reason": "an earlier message of its FIFO group failed",
+                        "violations": [],
+                    }
+                )
+            elif outcome.status is OutcomeStatus.RETRY:
+                failed.add(record.message_group_id)
 
     def _settle_remembered(
         self,
