@@ -62,15 +62,19 @@ class WebSocketConnection:
 
     def __init__(self, ws: websocket.WebSocket) -> None:
         self._ws = ws
+        self._closed = False  # once a close is seen, nothing more may be written
 
     def send(self, frame: str) -> None:
+        if self._closed or not self._ws.connected:
+            raise ConnectionLost("closed")
         try:
             self._ws.send(frame)
         except (websocket.WebSocketException, OSError) as exc:
+            self._closed = True
             raise ConnectionLost(type(exc).__name__) from exc
 
     def receive(self, timeout: float) -> str | None:
-        if not self._ws.connected:
+        if self._closed or not self._ws.connected:
             raise ConnectionLost("closed")
         self._ws.settimeout(max(timeout, _MIN_TIMEOUT))
         try:
@@ -80,14 +84,17 @@ class WebSocketConnection:
         except TimeoutError:
             return None
         except (websocket.WebSocketException, OSError) as exc:
+            self._closed = True
             raise ConnectionLost(type(exc).__name__) from exc
         if opcode == websocket.ABNF.OPCODE_CLOSE:
+            self._closed = True
             raise ConnectionLost("close frame")
         if opcode == websocket.ABNF.OPCODE_TEXT:
             return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else str(data)
         return None  # binary frames are not part of the signaling protocol
 
     def close(self) -> None:
+        self._closed = True
         # Closing a dead socket fails harmlessly: nothing is left to release.
         with contextlib.suppress(websocket.WebSocketException, OSError):
             self._ws.close(timeout=0.5)
