@@ -276,27 +276,23 @@ def test_pacing_keeps_the_service_from_ever_throttling(
     channel: str,
     emulator: Any,
 ) -> None:
-    # Seven answers to one viewer exceed 5/s on one connection; four viewers' own answers to
-    # the master exceed 3 connects/s on the channel. Both must be paced, not throttled.
-    viewer = connect_peer(channel, "busy")
+    # Six offers from one viewer exceed 5/s on its connection; five viewers connecting exceed
+    # 3 connects/s on the channel. Both must be paced, not throttled (same SlidingWindow class).
     master = connect_peer(channel, None)
     bodies: list[dict[str, Any]] = [
-        master_answer(channel, "busy", correlationId=f"a{n}") for n in range(6)
-    ]
-    bodies += [
         {
             "channelArn": channel,
             "role": "VIEWER",
-            "clientId": f"viewer-{n}",
+            "clientId": "busy" if n < 6 else f"viewer-{n}",
             "action": "SDP_OFFER",
             "messagePayload": ANSWER,
+            "correlationId": f"offer-{n}",
         }
-        for n in range(4)
+        for n in range(10)
     ]
     event = request_queue.event(bodies)
     assert invoke(event) == {"batchItemFailures": []}
-    assert len(viewer.receive_all()) == 6
-    assert len(master.receive_all()) == 4
+    assert len(master.receive_all()) == 10
     counters = emulator.counters(channel)
     throttled = {k: v for k, v in counters.items() if "throttled" in k and v}
     assert throttled == {}
