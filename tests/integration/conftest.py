@@ -183,7 +183,10 @@ class LambdaContextStub:
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Any]:
-    from kvs_local.emulator import Emulator, EmulatorConfig
+    try:
+        from kvs_local.emulator import Emulator, EmulatorConfig
+    except ImportError as exc:  # the emulator is issue 2: fail loudly, never skip quietly
+        pytest.fail(f"the KVS emulator is not importable yet: {exc}")
 
     with Emulator(EmulatorConfig(wss_port=0, endpoint_scheme="wss")) as emu:
         yield emu
