@@ -13,7 +13,7 @@ from kvs_relay.outcomes import DeliveryOutcome, OutcomeStatus, StatusResponseBod
 from kvs_relay.pacing import ConnectPacer, SendPacer
 from kvs_relay.protocol import Action, ClientMessage, Role, StatusResponse
 from kvs_relay.quotas import SignalingQuotas, SlidingWindow
-from kvs_relay.relay import is_fifo_event
+from kvs_relay.relay import InMemoryLedger, is_fifo_event
 from kvs_relay.settings import DEFAULT_STATUS_WAIT_SECONDS, RelaySettings, SettingsError
 
 ARN = "arn:aws:kinesisvideo:us-west-2:123456789012:channel/demo/1234567890123"
@@ -214,3 +214,17 @@ def test_fifo_lanes_join_senders_that_share_a_message_group() -> None:
     standard = [[d.message_id for d in lane] for lane in lanes(items, fifo=False)]
     assert fifo == [["1", "3"], ["2", "4"]]
     assert standard == [["1"], ["2", "4"], ["3"]]
+
+
+def test_ledger_remembers_the_newest_outcomes_within_its_capacity() -> None:
+    ledger = InMemoryLedger(capacity=2)
+    for message_id in ("a", "b", "c"):
+        ledger.remember(
+            outcome(OutcomeStatus.SENT).model_copy(update={"messageId": message_id}),
+            published=False,
+        )
+    assert ledger.recall("a") is None
+    remembered = ledger.recall("c")
+    assert remembered is not None
+    assert remembered[0].messageId == "c"
+    assert remembered[1] is False
