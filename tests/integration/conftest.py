@@ -13,7 +13,7 @@ import json
 import socket
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -40,7 +40,7 @@ def payload_of(body: dict[str, Any]) -> str:
 
 def moto_client(service: str, endpoint: str) -> Any:
     """A test's own boto3 client for the moto server (its own fixed test credentials)."""
-    return boto3.client(
+    return boto3.session.Session().client(  # type: ignore[call-overload]
         service,
         region_name=REGION,
         endpoint_url=endpoint,
@@ -118,7 +118,7 @@ class RequestQueue:
     fifo: bool
 
     def event(
-        self, bodies: list[dict[str, Any] | str], groups: list[str] | None = None
+        self, bodies: Sequence[dict[str, Any] | str], groups: list[str] | None = None
     ) -> dict[str, Any]:
         """Send the bodies, receive them back, and shape them as Lambda's SQS event."""
         for index, body in enumerate(bodies):

@@ -4,6 +4,7 @@ outcomes and settings."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -130,7 +131,7 @@ def test_failed_fifo_groups() -> None:
     assert None not in groups
 
 
-def outcome(status: OutcomeStatus, **fields: object) -> DeliveryOutcome:
+def outcome(status: OutcomeStatus, **fields: Any) -> DeliveryOutcome:
     return DeliveryOutcome(
         status=status, messageId="m", occurredAt=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), **fields
     )
