@@ -2,8 +2,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# Lambda runs python3.13: prefer it (pyenv has it on our machines), else the newest python3.
-PYTHON ?= $(firstword $(shell command -v python3.13 2>/dev/null) $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3))
+# Lambda runs python3.13: prefer it (pyenv keeps it under ~/.pyenv/versions here), else the newest
+# python3. A pyenv shim named python3.13 exists even when 3.13 is not the active version, so a
+# candidate counts only if it actually runs.
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) \
+	$(shell python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null) \
+	$(shell python3 -c 'import sys; print(sys.executable)' 2>/dev/null))
+
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
