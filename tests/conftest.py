@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["kvs_local.emulator.pytest_plugin"]
+
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO.parent / "shared" / "spec"
 VECTORS_COPY = REPO / "tests" / "data" / "presign-vectors.json"

@@ -25,6 +25,7 @@ import websocket
 from botocore.credentials import ReadOnlyCredentials
 from moto.server import ThreadedMotoServer
 
+from kvs_local.emulator import Emulator
 from kvs_local.sqs_event_source import EventSourceSettings, lambda_sqs_record
 from kvs_relay.presign import presign_connect_url
 from kvs_relay.protocol import ServerEvent, parse_server_event
@@ -182,14 +183,9 @@ class LambdaContextStub:
 
 
 @pytest.fixture(scope="session")
-def emulator() -> Iterator[Any]:
-    try:
-        from kvs_local.emulator import Emulator, EmulatorConfig
-    except ImportError as exc:  # the emulator is issue 2: fail loudly, never skip quietly
-        pytest.fail(f"the KVS emulator is not importable yet: {exc}")
-
-    with Emulator(EmulatorConfig(wss_port=0, endpoint_scheme="wss")) as emu:
-        yield emu
+def emulator(kvs_emulator: Emulator) -> Emulator:
+    """The session's emulator (wss:// with its own CA), from kvs_local's pytest plugin."""
+    return kvs_emulator
 
 
 Handler = Callable[..., dict[str, Any]]
@@ -242,7 +238,10 @@ def offline_env(
 
 @pytest.fixture
 def relay_env(
-    monkeypatch: pytest.MonkeyPatch, emulator: Any, moto_endpoint: str, outcome_inbox: OutcomeInbox
+    monkeypatch: pytest.MonkeyPatch,
+    emulator: Emulator,
+    moto_endpoint: str,
+    outcome_inbox: OutcomeInbox,
 ) -> dict[str, str]:
     """The function's environment as the template sets it, pointed at the local stack."""
     env = _common_env(moto_endpoint, outcome_inbox)
@@ -295,7 +294,7 @@ def invoke_offline(
 class Peer:
     """A signaling client connected to the emulator with websocket-client (a real peer)."""
 
-    def __init__(self, emulator: Any, channel_arn: str, client_id: str | None) -> None:
+    def __init__(self, emulator: Emulator, channel_arn: str, client_id: str | None) -> None:
         endpoint = emulator.wss_endpoint or emulator.ws_endpoint
         credentials = ReadOnlyCredentials(emulator.access_key_id, emulator.secret_access_key, None)
         url = presign_connect_url(endpoint, channel_arn, client_id, credentials, REGION)
@@ -319,7 +318,7 @@ class Peer:
 
 
 @pytest.fixture
-def connect_peer(emulator: Any) -> Iterator[Callable[[str, str | None], Peer]]:
+def connect_peer(emulator: Emulator) -> Iterator[Callable[[str, str | None], Peer]]:
     peers: list[Peer] = []
 
     def connect(channel_arn: str, client_id: str | None) -> Peer:
@@ -333,6 +332,6 @@ def connect_peer(emulator: Any) -> Iterator[Callable[[str, str | None], Peer]]:
 
 
 @pytest.fixture
-def channel(emulator: Any) -> str:
+def channel(emulator: Emulator) -> str:
     """A fresh channel per test (short TTL: held messages expire quickly)."""
     return str(emulator.create_channel(f"relay-{uuid.uuid4().hex[:10]}", message_ttl_seconds=60))

@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.credentials import ReadOnlyCredentials
 
+from kvs_local.emulator import Emulator, Faults
 from kvs_relay.channels import ChannelResolver
 from kvs_relay.delivery import Delivery, DeliveryEngine
 from kvs_relay.endpoints import EndpointResolver
@@ -25,7 +26,7 @@ Connect = Callable[[str, str | None], Peer]
 
 
 @pytest.fixture
-def kinesisvideo(emulator: Any) -> Any:
+def kinesisvideo(emulator: Emulator) -> Any:
     return boto3.client(
         "kinesisvideo",
         region_name=REGION,
@@ -42,7 +43,7 @@ def endpoints(kinesisvideo: Any) -> EndpointResolver:
 
 
 def engine_for(
-    emulator: Any, endpoints: EndpointResolver, quotas: SignalingQuotas | None = None
+    emulator: Emulator, endpoints: EndpointResolver, quotas: SignalingQuotas | None = None
 ) -> DeliveryEngine:
     credentials = ReadOnlyCredentials(emulator.access_key_id, emulator.secret_access_key, None)
     return DeliveryEngine(
@@ -70,13 +71,13 @@ def ice(message_id: str, channel: str, viewer: str, payload: str | None = None) 
 
 
 @pytest.fixture
-def clean_faults(emulator: Any, channel: str) -> Iterator[None]:
+def clean_faults(emulator: Emulator, channel: str) -> Iterator[None]:
     yield
     emulator.clear_faults(channel)
 
 
 def test_a_status_response_is_matched_to_its_message_and_fails_it(
-    emulator: Any, endpoints: EndpointResolver, channel: str
+    emulator: Emulator, endpoints: EndpointResolver, channel: str
 ) -> None:
     # The request model never produces a frame the service refuses, so the engine is given one
     # directly: a payload that is not base64 draws InvalidArgumentException from the emulator.
@@ -97,14 +98,12 @@ def test_a_status_response_is_matched_to_its_message_and_fails_it(
 
 
 def test_an_unexpected_close_reconnects_and_sends_only_the_rest(
-    emulator: Any,
+    emulator: Emulator,
     endpoints: EndpointResolver,
     channel: str,
     connect_peer: Connect,
     clean_faults: None,
 ) -> None:
-    from kvs_local.emulator import Faults
-
     viewer = connect_peer(channel, "v2")
     emulator.set_faults(channel, Faults(drop_after_messages=2))
     # Pacing at 2 ICE/s leaves time for the drop to be seen before the next write; at full
@@ -119,7 +118,7 @@ def test_an_unexpected_close_reconnects_and_sends_only_the_rest(
 
 
 def test_endpoints_are_fetched_once_per_channel_and_role(
-    emulator: Any, endpoints: EndpointResolver, channel: str
+    emulator: Emulator, endpoints: EndpointResolver, channel: str
 ) -> None:
     engine = engine_for(emulator, endpoints)
     engine.deliver([ice("a", channel, "v3")])
@@ -128,7 +127,7 @@ def test_endpoints_are_fetched_once_per_channel_and_role(
 
 
 def test_channel_names_are_resolved_once_per_period(
-    emulator: Any, kinesisvideo: Any, channel: str
+    emulator: Emulator, kinesisvideo: Any, channel: str
 ) -> None:
     resolver = ChannelResolver(kinesisvideo, ttl=300, clock=time.monotonic)
     name = channel.split("/")[1]
@@ -138,10 +137,8 @@ def test_channel_names_are_resolved_once_per_period(
 
 
 def test_refused_handshakes_are_retried_then_reported_retry(
-    emulator: Any, endpoints: EndpointResolver, channel: str, clean_faults: None
+    emulator: Emulator, endpoints: EndpointResolver, channel: str, clean_faults: None
 ) -> None:
-    from kvs_local.emulator import Faults
-
     emulator.set_faults(channel, Faults(refuse_handshakes=1, refuse_status=503))
     once = engine_for(emulator, endpoints).deliver([ice("after-one-refusal", channel, "v5")])
     assert once.results["after-one-refusal"].status is OutcomeStatus.SENT

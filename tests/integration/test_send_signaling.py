@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from kvs_local.emulator import Emulator, Faults
 from kvs_relay.protocol import MessageType, decode_json_payload
 
 from .conftest import (
@@ -60,7 +61,7 @@ def test_master_answer_reaches_the_viewer_and_is_reported_sent(
     outcome_inbox: OutcomeInbox,
     connect_peer: Connect,
     channel: str,
-    emulator: Any,
+    emulator: Emulator,
 ) -> None:
     viewer = connect_peer(channel, "viewer-1")
     event = request_queue.event([master_answer(channel, "viewer-1")])
@@ -81,7 +82,7 @@ def test_master_answer_reaches_the_viewer_and_is_reported_sent(
         "channelArn": channel,
     }
     # What the service received carried the derived correlationId.
-    [sent] = emulator.received(channel, None)
+    [sent] = emulator.sent_by(channel, None)
     assert sent.correlation_id == f"sqs-{message_id}"
 
 
@@ -91,7 +92,7 @@ def test_viewer_answer_ignores_the_recipient_and_says_so(
     outcome_inbox: OutcomeInbox,
     connect_peer: Connect,
     channel: str,
-    emulator: Any,
+    emulator: Emulator,
 ) -> None:
     master = connect_peer(channel, None)
     body = {
@@ -108,7 +109,7 @@ def test_viewer_answer_ignores_the_recipient_and_says_so(
     [received] = master.receive_all()
     assert received.message_type is MessageType.SDP_ANSWER
     assert received.sender_client_id == "viewer-9"
-    [sent] = emulator.received(channel, "viewer-9")
+    [sent] = emulator.sent_by(channel, "viewer-9")
     assert sent.recipient_client_id is None
     outcome = only_outcome(outcome_inbox, ids(event)[0])
     assert outcome["status"] == "SENT"
@@ -150,7 +151,7 @@ def test_ice_candidates_go_in_queue_order_on_one_connection(
     outcome_inbox: OutcomeInbox,
     connect_peer: Connect,
     channel: str,
-    emulator: Any,
+    emulator: Emulator,
 ) -> None:
     viewer = connect_peer(channel, "viewer-3")
     candidates = [
@@ -246,10 +247,8 @@ def test_throttling_status_responses_make_records_retry(
     outcome_inbox: OutcomeInbox,
     connect_peer: Connect,
     channel: str,
-    emulator: Any,
+    emulator: Emulator,
 ) -> None:
-    from kvs_local.emulator import Faults
-
     viewer = connect_peer(channel, "viewer-4")
     emulator.set_faults(channel, Faults(throttle=True))
     event = request_queue.event(
@@ -274,7 +273,7 @@ def test_pacing_keeps_the_service_from_ever_throttling(
     outcome_inbox: OutcomeInbox,
     connect_peer: Connect,
     channel: str,
-    emulator: Any,
+    emulator: Emulator,
 ) -> None:
     # Six offers from one viewer exceed 5/s on its connection; five viewers connecting exceed
     # 3 connects/s on the channel. Both must be paced, not throttled (same SlidingWindow class).
@@ -305,10 +304,8 @@ def test_go_away_mid_batch_reconnects_and_sends_each_message_once(
     outcome_inbox: OutcomeInbox,
     connect_peer: Connect,
     channel: str,
-    emulator: Any,
+    emulator: Emulator,
 ) -> None:
-    from kvs_local.emulator import Faults
-
     viewer = connect_peer(channel, "viewer-5")
     # The fault counts messages per connection; the peer sends none, so only the relay is hit.
     emulator.set_faults(channel, Faults(go_away_after_messages=2, go_away_close_seconds=0.5))
@@ -342,7 +339,7 @@ def test_offline_recipient_gets_the_answer_when_it_connects_within_the_ttl(
     outcome_inbox: OutcomeInbox,
     connect_peer: Connect,
     channel: str,
-    emulator: Any,
+    emulator: Emulator,
 ) -> None:
     event = request_queue.event([master_answer(channel, "late-viewer")])
     assert invoke(event) == {"batchItemFailures": []}
@@ -359,10 +356,8 @@ def test_fifo_batch_stops_a_group_at_its_first_failure(
     fifo_request_queue: RequestQueue,
     outcome_inbox: OutcomeInbox,
     connect_peer: Connect,
-    emulator: Any,
+    emulator: Emulator,
 ) -> None:
-    from kvs_local.emulator import Faults
-
     good = emulator.create_channel(f"fifo-good-{uuid.uuid4().hex[:6]}")
     broken = emulator.create_channel(f"fifo-broken-{uuid.uuid4().hex[:6]}")
     emulator.set_faults(broken, Faults(refuse_handshakes=100, refuse_status=503))
@@ -379,7 +374,7 @@ def test_fifo_batch_stops_a_group_at_its_first_failure(
     }
     response = invoke(event)
     assert failures(response) == {by_correlation["g1-second"], by_correlation["g1-third"]}
-    received = [m.correlation_id for m in emulator.received(good, None)]
+    received = [str(m.correlation_id) for m in emulator.sent_by(good, None)]
     assert sorted(received) == ["g1-first", "g2-only"]
     assert len(viewer.receive_all()) == 2
     assert only_outcome(outcome_inbox, by_correlation["g1-second"])["status"] == "RETRY"
@@ -392,7 +387,7 @@ def test_temporary_credentials_sign_the_connect_url_with_their_token(
     outcome_inbox: OutcomeInbox,
     connect_peer: Connect,
     channel: str,
-    emulator: Any,
+    emulator: Emulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     key_id, secret, token = emulator.issue_session_credentials()

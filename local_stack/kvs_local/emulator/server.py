@@ -107,9 +107,11 @@ class _Server:
 
     async def start(self) -> None:
         app = web.Application(client_max_size=self.config.max_frame_bytes)
-        app.router.add_get("/", self.data_plane)
         app.router.add_route("*", ADMIN_PREFIX + "/{tail:.*}", self.admin)
         app.router.add_post("/{operation}", self.control_plane)
+        # The data plane listens on "/"; any other GET is answered there too, and refused as the
+        # signature (which covers the path) does not verify.
+        app.router.add_get("/{path:.*}", self.data_plane)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
