@@ -5,6 +5,7 @@ Every test gets fresh channels, so counters and quota windows never leak between
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import uuid
@@ -131,6 +132,34 @@ def refused_status(url: str, **options: Any) -> int:
     pytest.fail("the handshake was accepted")
 
 
+def kinesisvideo_client(
+    endpoint_url: str,
+    access_key_id: str,
+    secret_access_key: str,
+    *,
+    ca_bundle: str | None = None,
+    session_token: str | None = None,
+    region: str = REGION,
+    validate: bool = True,
+) -> Any:
+    """boto3's kinesisvideo client for an emulator, retries off (the tests check errors).
+
+    ``validate=False`` turns off boto3's client-side checks so bad input reaches the server.
+    """
+    return boto3.session.Session().client(
+        "kinesisvideo",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        aws_session_token=session_token,
+        verify=ca_bundle or True,
+        config=Config(
+            retries={"max_attempts": 1, "mode": "standard"}, parameter_validation=validate
+        ),
+    )
+
+
 def control_client(
     emulator: Emulator,
     *,
@@ -140,27 +169,19 @@ def control_client(
     region: str = REGION,
     validate: bool = True,
 ) -> Any:
-    """boto3's kinesisvideo client pointed at the emulator, retries off (we test errors).
-
-    ``validate=False`` turns off boto3's client-side checks so bad input reaches the server.
-    """
-    return boto3.session.Session().client(  # type: ignore[call-overload]
-        "kinesisvideo",
-        region_name=region,
-        endpoint_url=emulator.control_endpoint,
-        aws_access_key_id=access_key_id or emulator.access_key_id,
-        aws_secret_access_key=secret_access_key or emulator.secret_access_key,
-        aws_session_token=session_token,
-        verify=emulator.ca_cert_path or True,
-        config=Config(
-            retries={"max_attempts": 1, "mode": "standard"}, parameter_validation=validate
-        ),
+    """:func:`kinesisvideo_client` for an in-process emulator (its own keys by default)."""
+    return kinesisvideo_client(
+        emulator.control_endpoint,
+        access_key_id or emulator.access_key_id,
+        secret_access_key or emulator.secret_access_key,
+        ca_bundle=emulator.ca_cert_path,
+        session_token=session_token,
+        region=region,
+        validate=validate,
     )
 
 
 def payload(body: dict[str, Any]) -> str:
-    import base64
-
     return base64.b64encode(json.dumps(body).encode()).decode()
 
 
