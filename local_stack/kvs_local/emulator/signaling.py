@@ -251,7 +251,8 @@ class SignalingHub:
             state.counters[f"connects_{role.value.lower()}"] += 1
             actions: list[HubAction] = []
             if role is Role.MASTER:
-                if state.masters:
+                # One concurrent master by quota: beyond it, the second-master policy applies.
+                if len(state.masters) >= self._quotas.master_connections_per_channel:
                     state.counters["master_superseded"] += 1
                     if self._second_master is SecondMasterPolicy.CLOSE_OLDER:
                         for older in state.masters:
