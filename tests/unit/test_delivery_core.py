@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from kvs_relay.channels import ExpiringCache, region_of_channel
-from kvs_relay.delivery import Delivery, FailedGroups, classify_status, group_by_sender, lanes
+from kvs_relay.delivery import (
+    Delivery,
+    FailedGroups,
+    classify_status,
+    group_by_sender,
+    lanes,
+    status_window,
+)
 from kvs_relay.outcomes import DeliveryOutcome, OutcomeStatus, StatusResponseBody, must_publish
 from kvs_relay.pacing import ConnectPacer, SendPacer
 from kvs_relay.protocol import Action, ClientMessage, Role, StatusResponse
@@ -170,6 +177,7 @@ def test_settings_defaults_and_overrides() -> None:
     assert defaults.publish_sent_outcomes is True
     assert defaults.endpoint_cache_ttl_seconds == 300.0
     assert defaults.status_wait_seconds == DEFAULT_STATUS_WAIT_SECONDS
+    assert (defaults.status_wait_min_seconds, defaults.status_wait_handshake_factor) == (0.1, 2.0)
     assert defaults.max_parallel_connections == 8
     custom = RelaySettings.from_environ(
         {
@@ -177,8 +185,11 @@ def test_settings_defaults_and_overrides() -> None:
             "PUBLISH_SENT_OUTCOMES": "false",
             "MAX_PARALLEL_CONNECTIONS": "2",
             "AWS_CA_BUNDLE": "/ca.pem",
+            "STATUS_WAIT_MIN_SECONDS": "0.25",
+            "STATUS_WAIT_HANDSHAKE_FACTOR": "0",
         }
     )
+    assert (custom.status_wait_min_seconds, custom.status_wait_handshake_factor) == (0.25, 0.0)
     assert custom.publish_sent_outcomes is False
     assert custom.max_parallel_connections == 2
     assert custom.ca_bundle == "/ca.pem"
@@ -229,3 +240,18 @@ def test_ledger_remembers_the_newest_outcomes_within_its_capacity() -> None:
     assert remembered is not None
     assert remembered[0].messageId == "c"
     assert remembered[1] is False
+
+
+@pytest.mark.parametrize(
+    ("handshake", "factor", "expected"),
+    [
+        (0.002, 2.0, 0.1),  # loopback: the floor
+        (0.2, 2.0, 0.4),  # a 200 ms handshake: twice that
+        (0.9, 2.0, 1.0),  # a slow network: the cap
+        (0.002, 0.0, 1.0),  # factor 0: always the cap
+    ],
+)
+def test_the_status_window_follows_the_handshake_within_floor_and_cap(
+    handshake: float, factor: float, expected: float
+) -> None:
+    assert status_window(handshake, cap=1.0, floor=0.1, factor=factor) == pytest.approx(expected)

@@ -8,8 +8,9 @@ Shape (docs/contract.md, "Delivery semantics"):
   group's messages go out strictly in queue order even across senders (:func:`lanes`);
 * each connect takes a slot of the per-channel connect quota, each send waits for the
   per-connection send quota of its action (:mod:`kvs_relay.pacing`);
-* every message carries a correlationId; after a group's last send the engine listens
-  ``status_wait`` seconds for STATUS_RESPONSEs and matches them by correlationId;
+* every message carries a correlationId; after a lane's last send the engine listens for
+  STATUS_RESPONSEs and matches them by correlationId, for a window that follows the network
+  (:func:`status_window`: a multiple of the slowest handshake, within a floor and a cap);
 * a GO_AWAY or an unexpected close makes it reconnect and send only what was not yet sent;
   nothing is sent twice on purpose;
 * on FIFO queues a message group stops at its first failure: later messages of that group are
@@ -112,6 +113,19 @@ def classify_status(status: StatusResponse) -> OutcomeStatus:
     return OutcomeStatus.RETRY if code == 429 or code >= 500 else OutcomeStatus.FAILED
 
 
+def status_window(handshake_seconds: float, *, cap: float, floor: float, factor: float) -> float:
+    """How long to listen for STATUS_RESPONSEs after a lane's last send.
+
+    A rejection comes back one round trip after the send; a WebSocket handshake spans several
+    (TCP, TLS, the HTTP upgrade), so ``factor`` times the lane's slowest handshake covers it with
+    room to spare, whatever the network. Never below ``floor``, never above ``cap``
+    (``STATUS_WAIT_SECONDS``); a factor of 0 always waits the cap.
+    """
+    if factor <= 0:
+        return cap
+    return min(cap, max(floor, factor * handshake_seconds))
+
+
 def group_by_sender(deliveries: Iterable[Delivery]) -> dict[ConnectionKey, list[Delivery]]:
     """Deliveries grouped by sender, each group in queue order (groups in first-seen order)."""
     groups: dict[ConnectionKey, list[Delivery]] = {}
@@ -168,6 +182,7 @@ class _Listening:
     """One connection whose sent messages may still be answered."""
 
     connection: SignalingConnection
+    handshake_seconds: float = 0.0
     go_away: bool = False
 
 
@@ -198,6 +213,8 @@ class DeliveryEngine:
         connector: Connector,
         quotas: SignalingQuotas = DEFAULT_QUOTAS,
         status_wait_seconds: float = 1.0,
+        status_wait_min_seconds: float = 0.1,
+        status_wait_handshake_factor: float = 2.0,
         pacing_margin_seconds: float = 0.05,
         max_parallel_connections: int = 8,
         max_connects_per_group: int = 3,
@@ -211,6 +228,8 @@ class DeliveryEngine:
         self._connector = connector
         self._quotas = quotas
         self._status_wait = status_wait_seconds
+        self._status_min = status_wait_min_seconds
+        self._status_factor = status_wait_handshake_factor
         self._margin = pacing_margin_seconds
         self._max_parallel = max(1, max_parallel_connections)
         self._max_failures = max(1, max_connects_per_group)
@@ -321,7 +340,7 @@ class DeliveryEngine:
                     self._sleep(0.1 * sender.failures)  # a short back-off before reconnecting
                 sender.connects += 1
                 try:
-                    connection = self._open(channel_arn, role, client_id)
+                    opened = self._open(channel_arn, role, client_id)
                 except ControlPlaneError as exc:
                     status = OutcomeStatus.RETRY if exc.transient else OutcomeStatus.FAILED
                     sender.gave_up = DeliveryResult(status, f"{exc.operation}: {exc.error_type}")
@@ -335,7 +354,7 @@ class DeliveryEngine:
                         self._endpoints.forget(channel_arn, role)
                     continue
                 report.connections += 1
-                sender.current = _Listening(connection)
+                sender.current = opened
                 sender.pacer = SendPacer(self._quotas, self._margin)  # quotas are per connection
                 listening.append(sender.current)
             current, pacer = sender.current, sender.pacer
@@ -364,7 +383,7 @@ class DeliveryEngine:
             awaiting[delivery.correlation_id] = delivery
             return None
 
-    def _open(self, channel_arn: str, role: Role, client_id: str | None) -> SignalingConnection:
+    def _open(self, channel_arn: str, role: Role, client_id: str | None) -> _Listening:
         endpoint = self._endpoints.wss_endpoint(channel_arn, role)
         at = self._connect_pacer.reserve(channel_arn, role, self._clock())
         self._wait_until(at)
@@ -376,7 +395,9 @@ class DeliveryEngine:
             region_of_channel(channel_arn),
             signed_at=self._wall_clock(),
         )
-        return self._connector.connect(url)
+        started = self._clock()
+        connection = self._connector.connect(url)
+        return _Listening(connection, handshake_seconds=self._clock() - started)
 
     def _wait_until(self, at: float) -> None:
         delay = at - self._clock()
@@ -411,7 +432,11 @@ class DeliveryEngine:
     ) -> None:
         if not awaiting or self._status_wait <= 0:
             return
-        deadline = self._clock() + self._status_wait
+        slowest = max((entry.handshake_seconds for entry in listening), default=0.0)
+        window = status_window(
+            slowest, cap=self._status_wait, floor=self._status_min, factor=self._status_factor
+        )
+        deadline = self._clock() + window
         open_entries = list(listening)
         while open_entries and self._clock() < deadline:
             if all(d.message_id in report.results for d in awaiting.values()):

@@ -61,6 +61,8 @@ def build_relay(
         or WebSocketConnector(settings.connect_timeout_seconds, settings.ca_bundle),
         quotas=quotas,
         status_wait_seconds=settings.status_wait_seconds,
+        status_wait_min_seconds=settings.status_wait_min_seconds,
+        status_wait_handshake_factor=settings.status_wait_handshake_factor,
         pacing_margin_seconds=settings.pacing_margin_seconds,
         max_parallel_connections=settings.max_parallel_connections,
     )

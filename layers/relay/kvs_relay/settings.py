@@ -7,7 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_STATUS_WAIT_SECONDS = 1.0
-"""How long to listen for STATUS_RESPONSEs after a connection's last send (docs/contract.md)."""
+"""The most the relay listens for STATUS_RESPONSEs after a lane's last send (docs/contract.md)."""
+DEFAULT_STATUS_WAIT_MIN_SECONDS = 0.1
+"""The least it listens, however fast the handshakes were."""
+DEFAULT_STATUS_WAIT_HANDSHAKE_FACTOR = 2.0
+"""In between, this many times the lane's slowest WebSocket handshake (0: always the most)."""
 DEFAULT_PACING_MARGIN_SECONDS = 0.05
 """Spare time between paced sends: absorbs clock and network jitter at the service's counter."""
 
@@ -51,6 +55,8 @@ class RelaySettings:
     endpoint_cache_ttl_seconds: float = 300.0
     channel_cache_ttl_seconds: float = 300.0
     status_wait_seconds: float = DEFAULT_STATUS_WAIT_SECONDS
+    status_wait_min_seconds: float = DEFAULT_STATUS_WAIT_MIN_SECONDS
+    status_wait_handshake_factor: float = DEFAULT_STATUS_WAIT_HANDSHAKE_FACTOR
     max_parallel_connections: int = 8
     connect_timeout_seconds: float = 5.0
     pacing_margin_seconds: float = DEFAULT_PACING_MARGIN_SECONDS
@@ -78,6 +84,15 @@ class RelaySettings:
             ),
             status_wait_seconds=_number(
                 source, "STATUS_WAIT_SECONDS", DEFAULT_STATUS_WAIT_SECONDS, minimum=0
+            ),
+            status_wait_min_seconds=_number(
+                source, "STATUS_WAIT_MIN_SECONDS", DEFAULT_STATUS_WAIT_MIN_SECONDS, minimum=0
+            ),
+            status_wait_handshake_factor=_number(
+                source,
+                "STATUS_WAIT_HANDSHAKE_FACTOR",
+                DEFAULT_STATUS_WAIT_HANDSHAKE_FACTOR,
+                minimum=0,
             ),
             max_parallel_connections=int(_number(source, "MAX_PARALLEL_CONNECTIONS", 8, minimum=1)),
             connect_timeout_seconds=_number(source, "CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1),

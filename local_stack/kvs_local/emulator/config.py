@@ -50,8 +50,10 @@ class Faults:
     * ``go_away_after_messages``: send GO_AWAY once a connection has sent N messages, then close
       it ``go_away_close_seconds`` later;
     * ``throttle``: answer every message with ClientLimitExceededException (nothing delivered);
-    * ``latency_seconds``: delay every handshake and every message by this much before the
-      service acts on it (a stand-in for a real round trip; order is kept).
+    * ``latency_seconds``: one network round trip. Each message waits this long before the
+      service acts on it (order kept, messages pipelined), each control-plane call naming the
+      channel waits it once, and each handshake waits it once per round trip a real connect
+      takes (:attr:`EmulatorConfig.handshake_round_trips_tls` / ``_plain``).
     """
 
     refuse_handshakes: int = 0
@@ -117,6 +119,11 @@ class EmulatorConfig:
     tick_seconds: float = 0.05
     """How often timeouts, scheduled closes and TTL expiry are checked."""
     max_frame_bytes: int = 256 * 1024
+    handshake_round_trips_tls: int = 3
+    """Round trips of a real ``wss://`` connect (TCP, TLS 1.3, HTTP upgrade): the handshake
+    waits ``latency_seconds`` this many times."""
+    handshake_round_trips_plain: int = 2
+    """Round trips of a ``ws://`` connect (TCP, HTTP upgrade)."""
 
     def __post_init__(self) -> None:
         if self.endpoint_scheme not in ("ws", "wss"):

@@ -226,7 +226,12 @@ class _Server:
                 Refusal(400, "InvalidArgumentException", "X-Amz-ChannelARN must be a channel ARN.")
             )
         faults = self.hub.faults(arn)
-        delay = faults.latency_seconds + faults.handshake_delay_seconds
+        round_trips = (
+            self.config.handshake_round_trips_tls
+            if request.secure
+            else self.config.handshake_round_trips_plain
+        )
+        delay = faults.latency_seconds * round_trips + faults.handshake_delay_seconds
         if delay > 0:
             await asyncio.sleep(delay)
         injected = self.hub.handshake_fault(arn)
