@@ -257,11 +257,19 @@ def derived_correlation_id(message_id: str) -> str:
     return "sqs-" + hashlib.sha256(message_id.encode()).hexdigest()
 
 
+# A refusal is published in the REJECTED outcome, and SNS messages stop at 256 KiB: unknown member
+# names come from the body (any length, any number), so they are clipped and counted, not echoed.
+MAX_VIOLATIONS = 20
+FIELD_NAME_MAX_LENGTH = 64
+
+
 def _violation_from_error(error: Any) -> FieldViolation:
     context = error.get("ctx") or {}
     if error.get("type") == "request_rule" and "field" in context:
         return FieldViolation(str(context["field"]), str(context["rule"]))
     location = ".".join(str(part) for part in error.get("loc", ())) or "body"
+    if len(location) > FIELD_NAME_MAX_LENGTH:
+        location = location[:FIELD_NAME_MAX_LENGTH] + "..."
     kind = error.get("type")
     if kind == "extra_forbidden":
         return FieldViolation(location, "is not a known field")
@@ -277,8 +285,15 @@ def _violation_from_error(error: Any) -> FieldViolation:
 
 
 def request_violations(error: ValidationError) -> list[FieldViolation]:
-    """Each broken rule of a refused request, naming the field (dotted for nested ones)."""
-    return [_violation_from_error(e) for e in error.errors(include_url=False)]
+    """Each broken rule of a refused request, naming the field (dotted for nested ones).
+
+    At most :data:`MAX_VIOLATIONS`: beyond that, the last one counts the rest.
+    """
+    found = [_violation_from_error(e) for e in error.errors(include_url=False)]
+    if len(found) > MAX_VIOLATIONS:
+        rest = len(found) - (MAX_VIOLATIONS - 1)
+        found = [*found[: MAX_VIOLATIONS - 1], FieldViolation("body", f"{rest} more violations")]
+    return found
 
 
 def parse_request(body: str) -> SignalingRequest | list[FieldViolation]:

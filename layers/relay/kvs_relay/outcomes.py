@@ -7,11 +7,10 @@ the attributes ``status``, ``action`` and ``channelArn`` so subscriptions can fi
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from kvs_relay.protocol import Action, FieldViolation, Role, StatusResponse
 
@@ -31,6 +30,15 @@ class OutcomeStatus(StrEnum):
     """A transient failure: reported as a batchItemFailure so SQS delivers the request again."""
 
 
+def valid_unicode(text: str) -> str:
+    """``text`` with lone surrogates replaced: JSON for SNS must be valid UTF-8.
+
+    Only text from outside can carry them (a STATUS_RESPONSE a misbehaving service sent with a
+    ``\\ud800`` escape, or a body's field name); without this the outcome could not be published.
+    """
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 class Violation(BaseModel):
     """One broken rule of a REJECTED request."""
 
@@ -38,6 +46,11 @@ class Violation(BaseModel):
 
     field: str
     rule: str
+
+    @field_validator("field", "rule")
+    @classmethod
+    def _valid_unicode(cls, value: str) -> str:
+        return valid_unicode(value)
 
     @classmethod
     def of(cls, violation: FieldViolation) -> Violation:
@@ -53,6 +66,11 @@ class StatusResponseBody(BaseModel):
     errorType: str
     statusCode: str
     description: str
+
+    @field_validator("correlationId", "errorType", "statusCode", "description")
+    @classmethod
+    def _valid_unicode(cls, value: str) -> str:
+        return valid_unicode(value)
 
     @classmethod
     def of(cls, status: StatusResponse) -> StatusResponseBody:
@@ -102,7 +120,12 @@ class DeliveryOutcome(BaseModel):
     messageGroupId: str | None = Field(
         default=None, description="The FIFO message group, on FIFO queues."
     )
-    occurredAt: dt.datetime
+    occurredAt: AwareDatetime
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_unicode(cls, value: str | None) -> str | None:
+        return None if value is None else valid_unicode(value)
 
     def sns_attributes(self) -> dict[str, dict[str, str]]:
         """SNS message attributes for subscription filter policies (empty ones left out)."""

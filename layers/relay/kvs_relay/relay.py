@@ -347,7 +347,7 @@ class SignalingRelay:
             loaded = json.loads(record.body)
             if isinstance(loaded, dict):
                 raw = loaded
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the stack
             pass
         action = raw.get("action")
         channel_arn = raw.get("channelArn")
