@@ -13,11 +13,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck unit emulator clean
+.PHONY: help venv test lint typecheck build emulator clean
 
 help:
 	@echo "make test      ruff, mypy and the whole pytest suite (creates $(VENV) as needed)"
 	@echo "make demo      the relay end to end on the local stack"
+	@echo "make build     cfn-lint, sam validate, sam build, and the Lambda runtime for local invokes"
 	@echo "make emulator  run the KVS signaling emulator on its own (ARGS='--port 8443 ...')"
 
 $(STAMP): requirements/dev.txt requirements/constraints.txt layers/relay/requirements.txt pyproject.toml
@@ -35,11 +36,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
-	$(BIN)/pytest
+# template checks, `sam build` (.aws-sam/build) and the Lambda runtime venv for the RIE invoke
+build: $(STAMP)
+	bash scripts/sam-check.sh
+	bash scripts/lambda-runtime.sh >/dev/null
+
+test: lint typecheck build
+	KVS_RELAY_REQUIRE_BUILD=1 $(BIN)/pytest
 
 emulator: $(STAMP)
 	$(BIN)/python -m kvs_local.emulator $(ARGS)
 
 clean:
-	rm -rf $(VENV) .aws-sam .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-sam .venv-lambda .aws-sam .mypy_cache .pytest_cache .ruff_cache
