@@ -13,11 +13,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck build emulator clean
+.PHONY: help venv test lint typecheck build demo local emulator clean
 
 help:
 	@echo "make test      ruff, mypy and the whole pytest suite (creates $(VENV) as needed)"
-	@echo "make demo      the relay end to end on the local stack"
+	@echo "make demo      a real WebRTC exchange whose SDP answer goes through the relay (local stack)"
+	@echo "make local     the local stack and the event-source runner, until Ctrl-C"
 	@echo "make build     cfn-lint, sam validate, sam build, and the Lambda runtime for local invokes"
 	@echo "make emulator  run the KVS signaling emulator on its own (ARGS='--port 8443 ...')"
 
@@ -43,6 +44,12 @@ build: $(STAMP)
 
 test: lint typecheck build
 	KVS_RELAY_REQUIRE_BUILD=1 $(BIN)/pytest
+
+demo: build
+	$(BIN)/python -m kvs_local.demo $(ARGS)
+
+local: build
+	$(BIN)/python -m kvs_local.local $(ARGS)
 
 emulator: $(STAMP)
 	$(BIN)/python -m kvs_local.emulator $(ARGS)

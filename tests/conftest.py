@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest_plugins = ["kvs_local.emulator.pytest_plugin"]
+
+# The moto server's per-request access log drowns every failure report.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO.parent / "shared" / "spec"

@@ -174,7 +174,8 @@ class DemoViewer:
             )
             self._timeline.mark("viewer sent SDP_OFFER")
             answer = await signaling.next_event(MessageType.SDP_ANSWER, answer_timeout)
-            self._timeline.mark(f"viewer received SDP_ANSWER from {answer.sender_client_id}")
+            sender = answer.sender_client_id or "the master"
+            self._timeline.mark(f"viewer received SDP_ANSWER from {sender}")
             await self._pc.setRemoteDescription(
                 RTCSessionDescription(_sdp_of(answer, "answer"), "answer")
             )
