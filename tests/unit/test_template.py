@@ -235,7 +235,7 @@ def test_samconfig_default_env_of_the_repository() -> None:
     assert config.stack_name == "kvs-signaling-relay-dev"
     assert config.region == "us-west-2"
     assert config.parameter_overrides["ChannelArns"] == DEMO_ARN
-    assert config.parameter_overrides["LogLevel"] == "DEBUG"
+    assert config.parameter_overrides["LogLevel"] == "INFO"
     assert config.parameter_overrides["MaximumConcurrency"] == "2"
 
 
