@@ -59,7 +59,7 @@ def _record_handler(verdict: BatchVerdict) -> Any:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Partial batch response: ``{"batchItemFailures": [{"itemIdentifier": messageId}]}``."""
-    verdict = relay().process_event(event)
+    verdict = relay().process_event(event, remaining_time_ms=context.get_remaining_time_in_millis)
     processor: BatchProcessor | SqsFifoPartialProcessor
     if is_fifo_event(event):
         processor = SqsFifoPartialProcessor(skip_group_on_error=True)

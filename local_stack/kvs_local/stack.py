@@ -53,6 +53,7 @@ DEFAULT_FUNCTION: Final = "SendSignalingFunction"
 DEFAULT_REGION: Final = "us-west-2"
 SQS_QUEUE: Final = "AWS::SQS::Queue"
 SNS_TOPIC: Final = "AWS::SNS::Topic"
+DYNAMODB_TABLE: Final = "AWS::DynamoDB::Table"
 
 # CloudFormation property -> SQS queue attribute (the same names), and the ones SQS takes as JSON.
 _SQS_ATTRIBUTES: Final = (
@@ -81,7 +82,11 @@ _SNS_ATTRIBUTES: Final = (
     "SignatureVersion",
     "TracingConfig",
 )
-_NAME_PROPERTIES: Final = {SQS_QUEUE: "QueueName", SNS_TOPIC: "TopicName"}
+_NAME_PROPERTIES: Final = {
+    SQS_QUEUE: "QueueName",
+    SNS_TOPIC: "TopicName",
+    DYNAMODB_TABLE: "TableName",
+}
 _CHANNEL_ARN: Final = re.compile(
     r"arn:aws[a-z-]*:kinesisvideo:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
     r"channel/(?P<name>[a-zA-Z0-9_.-]{1,256})/(?P<creation>[0-9]+)"
@@ -445,8 +450,10 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        """Remove what was created on shared servers; stop the servers this stack started."""
-        if self._moto_server is None and self._moto_endpoint is not None and self._created:
+        """Remove what this stack created; stop the servers it started."""
+        # Removed from servers this stack owns too: moto servers in one process share one
+        # backend, so a table left behind would collide with the next stack's.
+        if self._moto_endpoint is not None and self._created:
             self._delete_created_resources()
         self._created.clear()
         if self._given_emulator is not None:
@@ -599,7 +606,7 @@ class LocalStack:
         wanted = [
             logical_id
             for logical_id, body in resources.items()
-            if body.get("Type") in (SQS_QUEUE, SNS_TOPIC)
+            if body.get("Type") in (SQS_QUEUE, SNS_TOPIC, DYNAMODB_TABLE)
             and self.resolver.resource_enabled(logical_id)
         ]
         for logical_id in creation_order(self.template, wanted):
@@ -607,6 +614,8 @@ class LocalStack:
             properties = self.resolver.resolve(body.get("Properties") or {})
             if body["Type"] == SQS_QUEUE:
                 created = self._create_queue(logical_id, properties)
+            elif body["Type"] == DYNAMODB_TABLE:
+                created = self._create_table(logical_id, properties)
             else:
                 created = self._create_topic(logical_id, properties)
             self.resolver.resources[logical_id] = created
@@ -655,12 +664,45 @@ class LocalStack:
         ]
         return ResourceAttributes(SNS_TOPIC, arn, {"TopicArn": arn, "TopicName": name})
 
+    def _create_table(self, logical_id: str, properties: Mapping[str, Any]) -> ResourceAttributes:
+        name = self._name(DYNAMODB_TABLE, logical_id, properties, False)
+        used = (
+            "TableName",
+            "AttributeDefinitions",
+            "KeySchema",
+            "BillingMode",
+            "TimeToLiveSpecification",
+            "SSESpecification",
+        )
+        self._skipped(logical_id, properties, used)
+        dynamodb = self.client("dynamodb")
+        table = dynamodb.create_table(
+            TableName=name,
+            AttributeDefinitions=properties["AttributeDefinitions"],
+            KeySchema=properties["KeySchema"],
+            BillingMode=str(properties.get("BillingMode", "PAY_PER_REQUEST")),
+        )["TableDescription"]
+        ttl = properties.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={
+                    "AttributeName": str(ttl["AttributeName"]),
+                    "Enabled": cfn_text(ttl.get("Enabled", True)) == "true",
+                },
+            )
+        arn = str(table["TableArn"])
+        return ResourceAttributes(DYNAMODB_TABLE, name, {"Arn": arn})
+
     def _delete_created_resources(self) -> None:
         sqs, sns = self.client("sqs"), self.client("sns")
+        dynamodb = self.client("dynamodb")
         for kind, ref in reversed(self._created):
             try:
                 if kind == SQS_QUEUE:
                     sqs.delete_queue(QueueUrl=ref)
+                elif kind == DYNAMODB_TABLE:
+                    dynamodb.delete_table(TableName=ref)
                 else:
                     sns.delete_topic(TopicArn=ref)
             except Exception:  # a shared server may be gone already; nothing left to clean

@@ -254,7 +254,7 @@ def test_environment_is_what_the_template_declares(
     env = local_function(state, build_dir=None).environment
     assert env["OUTCOME_TOPIC_ARN"] == stack.resources["OutcomeTopic"].ref
     assert env["STATUS_WAIT_SECONDS"] == "0.2"  # the stack's override
-    assert env["POWERTOOLS_LOG_LEVEL"] == "DEBUG"  # samconfig.toml's LogLevel
+    assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"  # samconfig.toml's LogLevel
     assert env["POWERTOOLS_SERVICE_NAME"] == "kvs-signaling-relay"  # from Globals
     assert env["PACING_MARGIN_SECONDS"] == "0.05"  # the template's default
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == f"{stack.stack_name}-SendSignalingFunction"

@@ -21,7 +21,7 @@ from kvs_relay.outcomes import DeliveryOutcome, OutcomeStatus, StatusResponseBod
 from kvs_relay.pacing import ConnectPacer, SendPacer
 from kvs_relay.protocol import Action, ClientMessage, Role, StatusResponse
 from kvs_relay.quotas import SignalingQuotas, SlidingWindow
-from kvs_relay.relay import InMemoryLedger, is_fifo_event
+from kvs_relay.relay import IN_FLIGHT, InMemoryLedger, Remembered, is_fifo_event
 from kvs_relay.settings import DEFAULT_STATUS_WAIT_SECONDS, RelaySettings, SettingsError
 
 ARN = "arn:aws:kinesisvideo:us-west-2:123456789012:channel/demo/1234567890123"
@@ -231,15 +231,28 @@ def test_fifo_lanes_join_senders_that_share_a_message_group() -> None:
 def test_ledger_remembers_the_newest_outcomes_within_its_capacity() -> None:
     ledger = InMemoryLedger(capacity=2)
     for message_id in ("a", "b", "c"):
+        assert ledger.claim(message_id) is None
         ledger.remember(
             outcome(OutcomeStatus.SENT).model_copy(update={"messageId": message_id}),
             published=False,
         )
-    assert ledger.recall("a") is None
-    remembered = ledger.recall("c")
-    assert remembered is not None
-    assert remembered[0].messageId == "c"
-    assert remembered[1] is False
+    assert ledger.claim("a") is None  # forgotten: handled anew
+    remembered = ledger.claim("c")
+    assert isinstance(remembered, Remembered)
+    assert remembered.outcome is not None
+    assert remembered.outcome.messageId == "c"
+    assert remembered.published is False
+
+
+def test_ledger_claims_marks_sending_and_releases() -> None:
+    ledger = InMemoryLedger()
+    assert ledger.claim("m1") is None
+    assert ledger.claim("m1") is IN_FLIGHT  # claimed and not settled: someone is on it
+    ledger.sending(["m1"])
+    assert ledger.claim("m1") == Remembered(None)  # may have been written: uncertain
+    assert ledger.claim("m2") is None
+    ledger.release("m2")
+    assert ledger.claim("m2") is None  # released unsent: handled anew
 
 
 @pytest.mark.parametrize(

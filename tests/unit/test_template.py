@@ -65,6 +65,11 @@ def local_resources(template: dict[str, Any]) -> dict[str, ResourceAttributes]:
         "http://127.0.0.1:1/123456789012/local-DeadLetterQueue",
         {"Arn": QUEUE_ARN.replace("Request", "DeadLetter"), "QueueName": "local-DeadLetterQueue"},
     )
+    resources["IdempotencyTable"] = ResourceAttributes(
+        "AWS::DynamoDB::Table",
+        "local-IdempotencyTable",
+        {"Arn": "arn:aws:dynamodb:us-west-2:123456789012:table/local-IdempotencyTable"},
+    )
     return resources
 
 
@@ -522,6 +527,8 @@ def test_function_config_merges_globals_and_resolves(template: dict[str, Any]) -
     assert config.environment["OUTCOME_TOPIC_ARN"] == TOPIC_ARN
     assert config.environment["STATUS_WAIT_SECONDS"] == "0.25"
     assert config.environment["PUBLISH_SENT_OUTCOMES"] == "true"
+    assert config.environment["IDEMPOTENCY_TABLE_NAME"] == "local-IdempotencyTable"
+    assert config.environment["IDEMPOTENCY_EXPIRES_SECONDS"] == "7200"
     [event] = config.sqs_events
     assert event.queue_arn == QUEUE_ARN
     assert event.batch_size == 10

@@ -11,15 +11,19 @@ connections), so it runs first and the processor's record handler only looks ver
 3. each outcome is published to SNS; a RETRY, or a failed publish, makes the record a
    batchItemFailure.
 
-A :class:`DeliveryLedger` remembers outcomes of frames already written, so that a record that
-comes back (its outcome's publish failed, or a FIFO group stopped after it was sent) is not sent
-a second time: it is published again if needed, then settled. The in-memory ledger covers
-redeliveries to the same warm container; a DynamoDB ledger (Powertools idempotency) plugs into
-the same seam later.
+A :class:`DeliveryLedger` makes redeliveries safe (SQS delivers at least once; a send is not
+idempotent): each record is claimed before anything happens to it, marked *sending* before its
+frame can be written, and settled with its outcome. A record that comes back is then never sent
+again: a settled one is published again if its outcome is still owed; one marked sending whose
+invocation ended before its outcome was known is reported FAILED ("delivery uncertain") rather
+than risk a duplicate; one another invocation is handling right now is retried later. The
+in-memory ledger covers one warm container; :mod:`kvs_relay.idempotency` keeps the same ledger
+in DynamoDB with Powertools Idempotency, across containers and crashes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -72,14 +76,50 @@ class MetricsSink(Protocol):
     def add_metric(self, name: str, unit: str, value: float) -> None: ...
 
 
-class DeliveryLedger(Protocol):
-    """Outcomes of requests whose frame was already written, by SQS message id."""
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    """A record handled before: its outcome and whether that was published.
 
-    def recall(self, message_id: str) -> tuple[DeliveryOutcome, bool] | None:
-        """The outcome and whether it was published, if this message was handled before."""
+    ``outcome`` is None when the record was marked sending but its invocation ended before the
+    outcome was known: its frame may or may not have been written.
+    """
+
+    outcome: DeliveryOutcome | None
+    published: bool = False
+
+
+class InFlight:
+    """Another invocation is handling this record right now."""
+
+
+IN_FLIGHT = InFlight()
+
+Claim = Remembered | InFlight | None
+"""What :meth:`DeliveryLedger.claim` finds: None means the record is now ours to handle."""
+
+
+class DeliveryLedger(Protocol):
+    """Which records were handled, by SQS message id (see the module docstring)."""
+
+    def claim(self, message_id: str, remaining_time_ms: int | None = None) -> Claim:
+        """Take the record (None), or say why not: handled before, or in flight elsewhere.
+
+        ``remaining_time_ms`` is the invocation's: a claim left by an invocation that died
+        expires when that invocation would have been stopped.
+        """
         ...
 
-    def remember(self, outcome: DeliveryOutcome, *, published: bool) -> None: ...
+    def sending(self, message_ids: Sequence[str]) -> None:
+        """These claimed records' frames may be written from now on."""
+        ...
+
+    def remember(self, outcome: DeliveryOutcome, *, published: bool) -> None:
+        """Settle a claimed record with its final outcome."""
+        ...
+
+    def release(self, message_id: str) -> None:
+        """Give a claimed record up unsent (a RETRY), so that its redelivery is handled anew."""
+        ...
 
 
 class InMemoryLedger:
@@ -87,19 +127,39 @@ class InMemoryLedger:
 
     def __init__(self, capacity: int = 10_000) -> None:
         self._capacity = capacity
-        self._entries: OrderedDict[str, tuple[DeliveryOutcome, bool]] = OrderedDict()
+        self._entries: OrderedDict[str, Remembered] = OrderedDict()
+        self._claimed: set[str] = set()
         self._lock = threading.Lock()
 
-    def recall(self, message_id: str) -> tuple[DeliveryOutcome, bool] | None:
+    def claim(self, message_id: str, remaining_time_ms: int | None = None) -> Claim:
         with self._lock:
-            return self._entries.get(message_id)
+            if message_id in self._entries:
+                return self._entries[message_id]
+            if message_id in self._claimed:
+                return IN_FLIGHT
+            self._claimed.add(message_id)
+            return None
+
+    def sending(self, message_ids: Sequence[str]) -> None:
+        with self._lock:
+            for message_id in message_ids:
+                self._store(message_id, Remembered(None))
 
     def remember(self, outcome: DeliveryOutcome, *, published: bool) -> None:
         with self._lock:
-            self._entries[outcome.messageId] = (outcome, published)
-            self._entries.move_to_end(outcome.messageId)
-            while len(self._entries) > self._capacity:
-                self._entries.popitem(last=False)
+            self._claimed.discard(outcome.messageId)
+            self._store(outcome.messageId, Remembered(outcome, published))
+
+    def release(self, message_id: str) -> None:
+        with self._lock:
+            self._claimed.discard(message_id)
+            self._entries.pop(message_id, None)
+
+    def _store(self, message_id: str, entry: Remembered) -> None:
+        self._entries[message_id] = entry
+        self._entries.move_to_end(message_id)
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,24 +220,83 @@ class SignalingRelay:
         self._metrics = metrics
         self._now = wall_clock
 
-    def process_event(self, event: Mapping[str, Any]) -> BatchVerdict:
-        """Process an SQS event (``{"Records": [...]}``); FIFO is detected from the event."""
-        records = [QueueRecord.from_event_record(r) for r in event.get("Records") or []]
-        return self.process(records, fifo=is_fifo_event(event))
+    def process_event(
+        self,
+        event: Mapping[str, Any],
+        *,
+        remaining_time_ms: Callable[[], int] | None = None,
+    ) -> BatchVerdict:
+        """Process an SQS event (``{"Records": [...]}``); FIFO is detected from the event.
 
-    def process(self, records: Sequence[QueueRecord], *, fifo: bool) -> BatchVerdict:
+        ``remaining_time_ms`` is the Lambda context's ``get_remaining_time_in_millis``.
+        """
+        records = [QueueRecord.from_event_record(r) for r in event.get("Records") or []]
+        return self.process(records, fifo=is_fifo_event(event), remaining_time_ms=remaining_time_ms)
+
+    def process(
+        self,
+        records: Sequence[QueueRecord],
+        *,
+        fifo: bool,
+        remaining_time_ms: Callable[[], int] | None = None,
+    ) -> BatchVerdict:
         """Process one batch in queue order."""
         verdict = BatchVerdict()
+        claimed: list[str] = []
+        marked: set[str] = set()
+        try:
+            self._process(records, fifo, verdict, claimed, marked, remaining_time_ms)
+        except BaseException:
+            # The invocation fails as a whole and SQS returns every record: give back the claims
+            # of records that cannot have been sent (those marked sending stay uncertain).
+            for message_id in claimed:
+                if message_id not in marked and message_id not in verdict.outcomes:
+                    with contextlib.suppress(Exception):
+                        self._ledger.release(message_id)
+            raise
+        return verdict
+
+    def _process(
+        self,
+        records: Sequence[QueueRecord],
+        fifo: bool,
+        verdict: BatchVerdict,
+        claimed: list[str],
+        marked: set[str],
+        remaining_time_ms: Callable[[], int] | None,
+    ) -> None:
         gate = FailedGroups()
         deliveries: list[Delivery] = []
         requests: dict[str, tuple[QueueRecord, SignalingRequest, Delivery]] = {}
         settled_early: list[tuple[QueueRecord, DeliveryOutcome]] = []
 
+        others: set[str] = set()  # records another invocation holds: not ours to settle
         for record in records:
-            remembered = self._ledger.recall(record.message_id)
-            if remembered is not None:
-                self._settle_remembered(record, *remembered, verdict)
+            claim = self._ledger.claim(
+                record.message_id, remaining_time_ms() if remaining_time_ms else None
+            )
+            if isinstance(claim, InFlight):
+                others.add(record.message_id)
+                outcome = self._outcome_for_raw(
+                    record, OutcomeStatus.RETRY, "another invocation is handling this request"
+                )
+                settled_early.append((record, outcome))
                 continue
+            if isinstance(claim, Remembered):
+                if claim.outcome is not None:
+                    self._settle_remembered(record, claim.outcome, claim.published, verdict)
+                    continue
+                # Its frame may have been written before the invocation ended: sending it again
+                # could deliver it twice, so it is reported instead (and never retried).
+                uncertain = self._outcome_for_raw(
+                    record,
+                    OutcomeStatus.FAILED,
+                    "delivery uncertain: an earlier invocation ended after it began sending; "
+                    "not sent again",
+                )
+                settled_early.append((record, uncertain))
+                continue
+            claimed.append(record.message_id)
             if fifo and record.message_group_id in gate:
                 outcome = self._outcome_for_raw(
                     record, OutcomeStatus.RETRY, "an earlier message of its FIFO group failed"
@@ -216,6 +335,8 @@ class SignalingRelay:
             deliveries.append(delivery)
             requests[record.message_id] = (record, parsed, delivery)
 
+        marked.update(d.message_id for d in deliveries)
+        self._ledger.sending([d.message_id for d in deliveries])
         report = self._engine.deliver(deliveries, fifo=fifo, failed_groups=gate)
         self._count(MetricName.CONNECTIONS, "Count", report.connections)
         if report.connections:
@@ -233,8 +354,7 @@ class SignalingRelay:
         for record in records:
             finished = outcomes.get(record.message_id)
             if finished is not None:
-                self._finish(finished, verdict)
-        return verdict
+                self._finish(finished, verdict, settle=record.message_id not in others)
 
     def _stop_failed_groups(
         self, records: Sequence[QueueRecord], outcomes: dict[str, DeliveryOutcome]
@@ -289,7 +409,7 @@ class SignalingRelay:
             return
         self._ledger.remember(outcome, published=True)
 
-    def _finish(self, outcome: DeliveryOutcome, verdict: BatchVerdict) -> None:
+    def _finish(self, outcome: DeliveryOutcome, verdict: BatchVerdict, *, settle: bool) -> None:
         verdict.outcomes[outcome.messageId] = outcome
         self._count(_STATUS_METRIC[outcome.status], "Count", 1)
         log.info(
@@ -301,10 +421,6 @@ class SignalingRelay:
                 "action": outcome.action.value if outcome.action else None,
                 "reason": outcome.reason,
             },
-        )
-        # Only SENT and a FAILED answered by the service had their frame written.
-        written = outcome.status is OutcomeStatus.SENT or (
-            outcome.status is OutcomeStatus.FAILED and outcome.statusResponse is not None
         )
         if outcome.status is OutcomeStatus.RETRY:
             verdict.retry[outcome.messageId] = outcome.reason or "transient failure"
@@ -326,7 +442,13 @@ class SignalingRelay:
                 )
         else:
             published = True  # nothing owed
-        if outcome.status is not OutcomeStatus.RETRY and (written or not published):
+        if not settle:
+            return
+        if outcome.status is OutcomeStatus.RETRY:
+            # Nothing was delivered (a RETRY is decided before a frame goes out, or the service
+            # refused it): the redelivery is handled anew.
+            self._ledger.release(outcome.messageId)
+        else:
             self._ledger.remember(outcome, published=published)
 
     def _count(self, name: MetricName, unit: str, value: float) -> None:

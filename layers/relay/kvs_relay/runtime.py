@@ -11,15 +11,17 @@ import time
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
 from botocore.credentials import ReadOnlyCredentials
 
 from kvs_relay.channels import ChannelResolver
 from kvs_relay.delivery import DeliveryEngine
 from kvs_relay.endpoints import EndpointResolver
+from kvs_relay.idempotency import IdempotencyLedger, idempotency_config
 from kvs_relay.outcomes import SnsOutcomePublisher
 from kvs_relay.quotas import DEFAULT_QUOTAS, SignalingQuotas
-from kvs_relay.relay import MetricsSink, SignalingRelay
+from kvs_relay.relay import DeliveryLedger, MetricsSink, SignalingRelay
 from kvs_relay.settings import RelaySettings
 from kvs_relay.transport import Connector, WebSocketConnector
 
@@ -66,8 +68,19 @@ def build_relay(
         pacing_margin_seconds=settings.pacing_margin_seconds,
         max_parallel_connections=settings.max_parallel_connections,
     )
+    ledger: DeliveryLedger | None = None
+    if settings.idempotency_table:
+        persistence = DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table,
+            boto3_session=boto_session,
+            boto_config=client_config,
+        )
+        ledger = IdempotencyLedger(
+            persistence, idempotency_config(settings.idempotency_expires_seconds)
+        )
     return SignalingRelay(
         engine=engine,
+        ledger=ledger,
         channels=ChannelResolver(kinesisvideo, settings.channel_cache_ttl_seconds, time.monotonic),
         publisher=SnsOutcomePublisher(sns, settings.outcome_topic_arn),
         publish_sent=settings.publish_sent_outcomes,

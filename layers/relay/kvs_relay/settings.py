@@ -61,6 +61,10 @@ class RelaySettings:
     connect_timeout_seconds: float = 5.0
     pacing_margin_seconds: float = DEFAULT_PACING_MARGIN_SECONDS
     ca_bundle: str | None = None
+    idempotency_table: str | None = None
+    """The DynamoDB table of the ledger (kvs_relay.idempotency); None keeps it in memory."""
+    idempotency_expires_seconds: int = 7200
+    """How long a handled request is remembered: longer than a message can stay queued."""
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> RelaySettings:
@@ -100,4 +104,8 @@ class RelaySettings:
                 source, "PACING_MARGIN_SECONDS", DEFAULT_PACING_MARGIN_SECONDS, minimum=0
             ),
             ca_bundle=(source.get("AWS_CA_BUNDLE") or None),
+            idempotency_table=(source.get("IDEMPOTENCY_TABLE_NAME", "").strip() or None),
+            idempotency_expires_seconds=int(
+                _number(source, "IDEMPOTENCY_EXPIRES_SECONDS", 7200, minimum=60)
+            ),
         )
