@@ -146,3 +146,31 @@ def test_refused_handshakes_are_retried_then_reported_retry(
     never = engine_for(emulator, endpoints).deliver([ice("refused", channel, "v5")])
     assert never.results["refused"].status is OutcomeStatus.RETRY
     assert never.results["refused"].reason == "handshake refused: HTTP 503"
+
+
+def test_a_drop_at_full_speed_loses_nothing_silently_and_sends_nothing_twice(
+    emulator: Emulator,
+    endpoints: EndpointResolver,
+    channel: str,
+    clean_faults: None,
+) -> None:
+    # Unpaced writes race the drop: some frames land in a socket the service already closed.
+    # Each message must end SENT and accepted once, FAILED "delivery uncertain" and accepted at
+    # most once (it may have been read just before the drop), or RETRY and not accepted (the
+    # sender gave up reconnecting before writing it).
+    emulator.set_faults(channel, Faults(drop_after_messages=3))
+    deliveries = [ice(f"d{n}", channel, "v6") for n in range(12)]
+    report = engine_for(emulator, endpoints).deliver(deliveries)
+    accepted = [m.correlation_id for m in emulator.sent_by(channel, None)]
+    assert len(accepted) == len(set(accepted))  # nothing twice
+    for delivery in deliveries:
+        result = report.results[delivery.message_id]
+        if result.status is OutcomeStatus.SENT:
+            assert delivery.correlation_id in accepted
+        elif result.status is OutcomeStatus.RETRY:
+            assert delivery.correlation_id not in accepted
+        else:
+            assert result.status is OutcomeStatus.FAILED
+            assert result.reason is not None
+            assert result.reason.startswith("delivery uncertain")
+    assert emulator.counters(channel)["drops"] >= 2

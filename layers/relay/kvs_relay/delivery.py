@@ -12,7 +12,9 @@ Shape (docs/contract.md, "Delivery semantics"):
   STATUS_RESPONSEs and matches them by correlationId, for a window that follows the network
   (:func:`status_window`: a multiple of the slowest handshake, within a floor and a cap);
 * a GO_AWAY or an unexpected close makes it reconnect and send only what was not yet sent;
-  nothing is sent twice on purpose;
+  nothing is sent twice on purpose. Each write is followed by a ping: the pong proves the service
+  read every frame before it. A message written into a connection that then drops before its
+  pong is reported FAILED, "delivery uncertain" (it may or may not have arrived), never resent;
 * on FIFO queues a message group stops at its first failure: later messages of that group are
   not sent and come back as RETRY.
 
@@ -22,6 +24,7 @@ the engine with the real adapters against the emulator, and with a fake clock wh
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -47,7 +50,13 @@ from kvs_relay.protocol import (
     parse_server_event,
 )
 from kvs_relay.quotas import DEFAULT_QUOTAS, SignalingQuotas
-from kvs_relay.transport import ConnectFailure, ConnectionLost, Connector, SignalingConnection
+from kvs_relay.transport import (
+    ConnectFailure,
+    ConnectionLost,
+    Connector,
+    Pong,
+    SignalingConnection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +193,13 @@ class _Listening:
     connection: SignalingConnection
     handshake_seconds: float = 0.0
     go_away: bool = False
+    written: list[Delivery] = field(default_factory=list)
+    """Every message written on this connection, in order (ping n follows message n)."""
+    confirmed: int = 0
+    """How many of them the service has read (proved by the latest pong)."""
+
+    def unconfirmed(self) -> list[Delivery]:
+        return self.written[self.confirmed :]
 
 
 @dataclass(slots=True)
@@ -371,13 +387,18 @@ class DeliveryEngine:
                     sender.current = None
                     continue
                 current.connection.send(delivery.message.to_json())
+                current.written.append(delivery)
+                current.connection.ping(str(len(current.written)).encode())
             except ConnectionLost:
                 log.info("signaling connection lost; reconnecting")
                 sender.failures += 1
                 sender.last_failure = "connection lost"
                 listening.remove(current)
                 current.connection.close()
+                self._uncertain(current, report, settle)
                 sender.current = None
+                if current.written and current.written[-1] is delivery:
+                    return None  # written, then lost: settled as uncertain, not sent again
                 continue
             pacer.sent(action, self._clock())
             awaiting[delivery.correlation_id] = delivery
@@ -450,20 +471,42 @@ class DeliveryEngine:
                 try:
                     frame = entry.connection.receive(max(slice_seconds, 0.0))
                 except ConnectionLost:
-                    # Answers to what was sent on it can no longer come; those count as SENT.
+                    # What the service read on it (pong-confirmed) stays SENT; the rest may
+                    # never have arrived.
                     open_entries.remove(entry)
+                    self._uncertain(entry, report, settle)
                     continue
                 if frame is not None:
                     self._handle(frame, entry, awaiting, settle, report)
 
+    @staticmethod
+    def _uncertain(entry: _Listening, report: DeliveryReport, settle: Settle) -> None:
+        """Settle what was written on a lost connection but never confirmed read."""
+        for delivery in entry.unconfirmed():
+            if delivery.message_id not in report.results:
+                settle(
+                    delivery,
+                    DeliveryResult(
+                        OutcomeStatus.FAILED,
+                        "delivery uncertain: the connection was lost before the service "
+                        "confirmed it read the message; not sent again",
+                        written=True,
+                    ),
+                )
+        entry.confirmed = len(entry.written)
+
     def _handle(
         self,
-        frame: str,
+        frame: str | Pong,
         entry: _Listening,
         awaiting: dict[str, Delivery],
         settle: Callable[[Delivery, DeliveryResult], None],
         report: DeliveryReport,
     ) -> None:
+        if isinstance(frame, Pong):
+            with contextlib.suppress(ValueError):  # not one of our pings: nothing confirmed
+                entry.confirmed = max(entry.confirmed, int(frame.payload))
+            return
         try:
             event = parse_server_event(frame)
         except EventParseError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from dataclasses import dataclass
 from typing import Protocol
 
 import websocket
@@ -32,6 +33,13 @@ class ConnectionLost(Exception):
     """The connection closed (service close, drop, or a close frame)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """The service answered a ping: it has read every frame written before that ping."""
+
+    payload: bytes
+
+
 class SignalingConnection(Protocol):
     """An open signaling WebSocket."""
 
@@ -39,8 +47,13 @@ class SignalingConnection(Protocol):
         """Send one text frame; raises :class:`ConnectionLost`."""
         ...
 
-    def receive(self, timeout: float) -> str | None:
-        """The next text frame, or None after ``timeout`` s; raises :class:`ConnectionLost`."""
+    def ping(self, payload: bytes) -> None:
+        """Send a ping; its :class:`Pong` comes back through :meth:`receive`."""
+        ...
+
+    def receive(self, timeout: float) -> str | Pong | None:
+        """The next text frame or pong, or None after ``timeout`` s; raises
+        :class:`ConnectionLost`."""
         ...
 
     def close(self) -> None: ...
@@ -73,12 +86,23 @@ class WebSocketConnection:
             self._closed = True
             raise ConnectionLost(type(exc).__name__) from exc
 
-    def receive(self, timeout: float) -> str | None:
+    def ping(self, payload: bytes) -> None:
+        if self._closed or not self._ws.connected:
+            raise ConnectionLost("closed")
+        try:
+            self._ws.ping(payload)
+        except (websocket.WebSocketException, OSError) as exc:
+            self._closed = True
+            raise ConnectionLost(type(exc).__name__) from exc
+
+    def receive(self, timeout: float) -> str | Pong | None:
         if self._closed or not self._ws.connected:
             raise ConnectionLost("closed")
         self._ws.settimeout(max(timeout, _MIN_TIMEOUT))
         try:
-            opcode, data = self._ws.recv_data()
+            # Control frames too: a pong tells which writes the service has read. (websocket-
+            # client answers the service's pings itself.)
+            opcode, data = self._ws.recv_data(control_frame=True)
         except websocket.WebSocketTimeoutException:
             return None
         except TimeoutError:
@@ -91,7 +115,9 @@ class WebSocketConnection:
             raise ConnectionLost("close frame")
         if opcode == websocket.ABNF.OPCODE_TEXT:
             return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else str(data)
-        return None  # binary frames are not part of the signaling protocol
+        if opcode == websocket.ABNF.OPCODE_PONG:
+            return Pong(bytes(data))
+        return None  # pings (answered already) and binary frames (not signaling)
 
     def close(self) -> None:
         self._closed = True

@@ -106,6 +106,7 @@ class _ChannelState:
     faults: Faults = field(default_factory=Faults)
     refusals_left: int = 0
     sent_by: dict[str | None, list[ClientMessage]] = field(default_factory=dict)
+    sent_at: dict[str | None, list[float]] = field(default_factory=dict)
     delivered_to: dict[str | None, list[ServerEvent]] = field(default_factory=dict)
 
 
@@ -160,6 +161,13 @@ class SignalingHub:
         with self._lock:
             state = self._channels.get(channel_arn)
             return list(state.sent_by.get(client_id, [])) if state else []
+
+    def sent_times(self, channel_arn: str, client_id: str | None) -> list[float]:
+        """When the service accepted each of :meth:`sent_by`'s messages (the hub's clock, the
+        emulator's monotonic one), in the same order."""
+        with self._lock:
+            state = self._channels.get(channel_arn)
+            return list(state.sent_at.get(client_id, [])) if state else []
 
     def delivered_to(self, channel_arn: str, client_id: str | None) -> list[ServerEvent]:
         """Events delivered to this client (None: the master), STATUS_RESPONSE and GO_AWAY too."""
@@ -292,18 +300,23 @@ class SignalingHub:
                 connection.last_activity = now
 
     def receive(self, connection_id: int, frame: str | bytes, now: float) -> list[HubAction]:
-        """What the service does with one frame a client sent."""
+        """What the service does with one frame a client sent.
+
+        A frame the service has read is acted on even when its connection is closing (dropped,
+        or closed after a GO_AWAY): only frames it never read are lost with a connection.
+        """
         with self._lock:
             connection = self._connections.get(connection_id)
             channel = self._registry.get(connection.channel_arn) if connection else None
-            if connection is None or channel is None or connection.closing:
+            if connection is None or channel is None:
                 return []
             state = self._state(channel.arn)
             connection.last_activity = now
             state.counters["messages_received"] += 1
             actions = self._handle(channel, state, connection, frame, now)
             connection.messages += 1
-            actions += self._message_faults(state, connection, now)
+            if not connection.closing:
+                actions += self._message_faults(state, connection, now)
             return actions
 
     def _handle(
@@ -356,6 +369,7 @@ class SignalingHub:
             ]
         state.counters["messages_accepted"] += 1
         state.sent_by.setdefault(sender.client_id, []).append(parsed)
+        state.sent_at.setdefault(sender.client_id, []).append(now)
         recipient = None if sender.role is Role.VIEWER else parsed.recipient_client_id
         event = ServerEvent(
             message_type=MessageType(parsed.action.value),
