@@ -13,13 +13,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck build demo local emulator clean
+.PHONY: help venv test lint typecheck build security chaos demo local emulator clean
 
 help:
 	@echo "make test      ruff, mypy and the whole pytest suite (creates $(VENV) as needed)"
 	@echo "make demo      a real WebRTC exchange whose SDP answer goes through the relay (local stack)"
 	@echo "make local     the local stack and the event-source runner, until Ctrl-C"
 	@echo "make build     cfn-lint, sam validate, sam build, and the Lambda runtime for local invokes"
+	@echo "make chaos     N requests through the local stack under faults, kills and an SNS outage (N=2000)"
 	@echo "make emulator  run the KVS signaling emulator on its own (ARGS='--port 8443 ...')"
 
 $(STAMP): requirements/dev.txt requirements/constraints.txt layers/relay/requirements.txt pyproject.toml
@@ -42,8 +43,17 @@ build: $(STAMP)
 	bash scripts/sam-check.sh
 	bash scripts/lambda-runtime.sh >/dev/null
 
-test: lint typecheck build
+# checkov on template.yaml (its own venv); cfn-lint runs in `build`
+security:
+	bash scripts/security-check.sh
+
+N ?= 2000
+chaos: build
+	$(BIN)/python -m kvs_local.chaos --requests $(N)
+
+test: lint typecheck build security
 	KVS_RELAY_REQUIRE_BUILD=1 $(BIN)/pytest
+	$(BIN)/python -m kvs_local.chaos --requests 100
 
 demo: build
 	$(BIN)/python -m kvs_local.demo $(ARGS)
@@ -55,4 +65,5 @@ emulator: $(STAMP)
 	$(BIN)/python -m kvs_local.emulator $(ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-sam .venv-lambda .aws-sam .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-sam .venv-lambda .venv-checkov .aws-sam .mypy_cache .pytest_cache \
+		.ruff_cache .local-stack

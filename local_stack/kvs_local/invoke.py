@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import json
 import logging
@@ -88,7 +89,9 @@ class InvokeReport:
     configured memory size: RIE measures neither); ``init_duration_ms`` is RIE's
     ``INIT REPORT`` (its REPORT's Init Duration is not the init); ``runtime_duration_ms`` is the
     runtime's own time for the invocation (``INVOKE RTDONE``); ``peak_rss_mb`` is the runtime
-    process's peak resident memory (VmHWM), the nearest local measure of Lambda's Max Memory Used.
+    process's peak resident memory (VmHWM), the nearest local measure of Lambda's Max Memory Used;
+    ``cpu_ms`` is the runtime process's CPU time (user + system, all its threads) from before the
+    POST to the REPORT line: the handler's CPU, plus the init on a cold start.
 
     In-process: ``duration_ms`` is the handler call's wall time, ``init_duration_ms`` the import
     of the handler module (cold start only), ``cpu_ms`` this process's CPU time during the call
@@ -340,6 +343,20 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) process ``pid`` has used so far, its ended threads included.
+
+    Linux's per-process CPU clock (nanoseconds; ``clock_getcpuclockid`` computes the same id),
+    else ``/proc/<pid>/stat``'s utime + stime (clock ticks, 10 ms); None when neither is readable.
+    """
+    with contextlib.suppress(OSError, OverflowError):
+        return time.clock_gettime(((~pid) << 3) | 2)  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
 def _peak_rss_mb(pid: int) -> float | None:
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -386,6 +403,15 @@ class RieFunction:
         """Every line RIE and the function wrote so far."""
         with self._changed:
             return list(self._lines)
+
+    @property
+    def runtime_pid(self) -> int | None:
+        """The runtime process's id (RIE's child); None until RIE has started it (the first
+        invocation) or after :meth:`stop`."""
+        if self._process is None:
+            return None
+        children = _children(self._process.pid)
+        return children[0] if children else None
 
     def start(self) -> RieFunction:
         if self._process is not None:
@@ -484,6 +510,8 @@ class RieFunction:
             # RIE answers once the handler returned or the function's Timeout ended it; the
             # margin covers a cold start's init.
             wait = self.config.timeout_seconds + 30
+            pid_before = self.runtime_pid
+            cpu_before = None if pid_before is None else process_cpu_seconds(pid_before)
             try:
                 # http://127.0.0.1 only.
                 with urllib.request.urlopen(request, timeout=wait) as reply:  # noqa: S310
@@ -495,7 +523,20 @@ class RieFunction:
             report = parse_rie_report(
                 lines, self.config.memory_size_mb, self._runtime_peak_rss_mb()
             )
+            cpu_ms = self._cpu_ms_since(pid_before, cpu_before)
+            if cpu_ms is not None:
+                report = dataclasses.replace(report, cpu_ms=cpu_ms)
             return InvokeResult(response, _function_error(response), report)
+
+    def _cpu_ms_since(self, pid_before: int | None, cpu_before: float | None) -> float | None:
+        # A runtime started during this invocation (the cold start, or a restart after a crash
+        # or a timeout) counts from zero.
+        pid = self.runtime_pid
+        cpu = None if pid is None else process_cpu_seconds(pid)
+        if cpu is None:
+            return None
+        start = cpu_before if pid == pid_before and cpu_before is not None else 0.0
+        return round((cpu - start) * 1000, 3)
 
     def _lines_until_report(self, first_line: int) -> list[str]:
         # RIE writes the REPORT line right after it answers; wait for it, briefly.

@@ -246,7 +246,11 @@ class _Server:
         if not ws_ready.ok:
             self.hub.disconnect(connection.id)
             return _refuse(Refusal(400, "BadRequest", "A WebSocket upgrade is required."))
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionError:  # the client went away during the handshake
+            self.hub.disconnect(connection.id)
+            return ws
         self.sockets[connection.id] = _Socket(ws, request)
         await self.perform(actions)
         inbox: asyncio.Queue[tuple[float, str | bytes] | None] = asyncio.Queue()
@@ -357,6 +361,7 @@ class _Server:
             return web.json_response(
                 {
                     "sentBy": [m.to_dict() for m in self.hub.sent_by(channel, client_id)],
+                    "sentAt": self.hub.sent_times(channel, client_id),
                     "deliveredTo": [e.to_dict() for e in self.hub.delivered_to(channel, client_id)],
                     "pending": [e.to_dict() for e in self.hub.pending(channel, client_id, now)],
                 }
@@ -606,6 +611,11 @@ class Emulator:
     def sent_by(self, channel_arn: str, client_id: str | None) -> list[ClientMessage]:
         """What the service accepted from a client (``None``: the master), in order."""
         return self.hub.sent_by(channel_arn, client_id)
+
+    def sent_times(self, channel_arn: str, client_id: str | None) -> list[float]:
+        """When the service accepted each message :meth:`sent_by` lists (``config.monotonic``
+        seconds, in the same order)."""
+        return self.hub.sent_times(channel_arn, client_id)
 
     def delivered_to(self, channel_arn: str, client_id: str | None) -> list[ServerEvent]:
         """What the service delivered to a client (``None``: the master), in order."""
