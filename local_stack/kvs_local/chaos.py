@@ -6,7 +6,8 @@ while:
 
 * the emulator refuses and delays handshakes, drops connections mid-batch, sends GO_AWAY,
   throttles and adds latency, on channels picked at random, changing every few seconds;
-* SNS publishing fails for a while (the outcome topic is deleted, then recreated);
+* SNS publishing fails for a while (the function reaches SNS through a proxy in front of the
+  moto server that answers 503 during the outage);
 * the runners' functions are killed mid-batch (SIGKILL of the runtime process, as a crash or a
   timeout would end them).
 
@@ -18,6 +19,7 @@ accounting table and exits 1 on any request lost, accepted twice or accounted tw
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import os
@@ -30,6 +32,9 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+import aiohttp
+from aiohttp import web
 
 from kvs_local.emulator import Faults
 from kvs_local.invoke import DEFAULT_BUILD_DIR, InvokeError, RieFunction, local_function
@@ -66,6 +71,7 @@ class ChaosLog:
     faults_set: Counter[str] = field(default_factory=Counter)
     kills: int = 0
     sns_outages: int = 0
+    sns_refused: int = 0
     invocations: int = 0
     invocation_errors: int = 0
 
@@ -105,11 +111,70 @@ class KillableFunction:
         self._runner.stop()
 
 
-def rie_function(state: Any) -> RieFunction:
-    """The template's function, built, under the Lambda RIE."""
-    runner = local_function(state, build_dir=DEFAULT_BUILD_DIR).runner("rie")
-    assert isinstance(runner, RieFunction)
-    return runner
+class SwitchableProxy:
+    """An HTTP proxy in front of the moto server that answers 503 while ``down`` is set: an SNS
+    outage as the function sees it (moto itself cannot be made to fail on demand)."""
+
+    def __init__(self, target: str) -> None:
+        self._target = target.rstrip("/")
+        self.down = threading.Event()
+        self.refused = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.url = ""
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        if self.down.is_set():
+            self.refused += 1
+            return web.Response(status=503, text="injected outage")
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        async with self._session.request(
+            request.method,
+            self._target + request.rel_url.raw_path_qs,
+            headers=headers,
+            data=await request.read(),
+        ) as reply:
+            body = await reply.read()
+            return web.Response(status=reply.status, body=body, content_type=reply.content_type)
+
+    async def _start(self) -> None:
+        self._session = aiohttp.ClientSession()
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server  # the bound port lives on aiohttp's asyncio server
+        assert server is not None
+        port = getattr(server, "sockets", [])[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    def start(self) -> SwitchableProxy:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+
+def rie_function(state: Any, sns_endpoint: str) -> RieFunction:
+    """The template's function, built, under the Lambda RIE, reaching SNS at ``sns_endpoint``."""
+    function = local_function(state, build_dir=DEFAULT_BUILD_DIR)
+    environment = {**function.environment, "AWS_ENDPOINT_URL_SNS": sns_endpoint}
+    return RieFunction(function.config, function.artifact, environment)
 
 
 def requests_for(count: int, channels: list[str], rng: random.Random) -> list[dict[str, Any]]:
@@ -160,6 +225,7 @@ def run_chaos(
     concurrency: int = 3,
     seed: int = 7,
     kill_every_seconds: float = 2.0,
+    outage_every_seconds: float = 10.0,
     timeout_seconds: float = 600.0,
 ) -> tuple[Counter[Category], ChaosLog, dict[str, Category]]:
     """Run the chaos; the accounting per category, what was done, and each request's category."""
@@ -182,14 +248,14 @@ def run_chaos(
         )
         channels = [stack.ensure_channel(f"chaos-{n}") for n in range(12)]
         inbox = stack.subscribe_queue("OutcomeTopic")
-        topic_arn = inbox.topic_arn
         wanted = requests_for(requests, channels, rng)
         report = SignalingProducer(sqs, settings.queue_url).send(wanted)
         if not report.ok:
             raise RuntimeError(f"could not enqueue: {report.failed[:3]}")
         message_of = {f"chaos-{e.index}": e.message_id for e in report.enqueued}
 
-        functions = [KillableFunction(rie_function(state)) for _ in range(concurrency)]
+        proxy = SwitchableProxy(state.endpoints.moto).start()
+        functions = [KillableFunction(rie_function(state, proxy.url)) for _ in range(concurrency)]
         runners = []
         for function in functions:
             function.start()
@@ -212,15 +278,11 @@ def run_chaos(
                     chaos.kills += 1
 
         def sns_outage() -> None:
-            if done.wait(3.0):
-                return
-            sns = stack.client("sns")
-            sns.delete_topic(TopicArn=topic_arn)
-            chaos.sns_outages += 1
-            done.wait(3.0)
-            recreated = sns.create_topic(Name=topic_arn.rsplit(":", 1)[1])["TopicArn"]
-            assert recreated == topic_arn
-            sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox.queue_arn)
+            while not done.wait(outage_every_seconds):
+                proxy.down.set()
+                chaos.sns_outages += 1
+                done.wait(3.0)
+                proxy.down.clear()
 
         helpers = [
             threading.Thread(target=target, name=name, daemon=True)
@@ -244,6 +306,8 @@ def run_chaos(
                 chaos.invocation_errors += runner.stats.invocation_errors
             for function in functions:
                 function.stop()
+            proxy.stop()
+            chaos.sns_refused = proxy.refused
         for channel in channels:
             stack.emulator.clear_faults(channel)
         accepted = Counter(
@@ -291,12 +355,19 @@ def dead_lettered(sqs: Any, dlq_url: str) -> set[str]:
 
 
 def final_outcomes(inbox: TopicSubscriptionQueue) -> dict[str, list[dict[str, Any]]]:
-    """The non-RETRY outcomes published for each message id."""
+    """The distinct non-RETRY outcomes published for each message id.
+
+    The same outcome published twice counts once: SNS delivers at least once to subscribers
+    anyway, and the relay may publish an owed outcome again after a crash.
+    """
     finals: dict[str, list[dict[str, Any]]] = {}
     for item in inbox.drain():
         outcome = item["message"]
         if isinstance(outcome, dict) and outcome.get("status") != "RETRY":
-            finals.setdefault(str(outcome["messageId"]), []).append(outcome)
+            known = finals.setdefault(str(outcome["messageId"]), [])
+            key = (outcome.get("status"), outcome.get("reason"))
+            if all((o.get("status"), o.get("reason")) != key for o in known):
+                known.append(outcome)
     return finals
 
 
@@ -330,7 +401,8 @@ def render(counts: Counter[Category], chaos: ChaosLog, requests: int, seconds: f
     faults = ", ".join(f"{name} x{count}" for name, count in sorted(chaos.faults_set.items()))
     lines += [
         "",
-        f"chaos: {chaos.kills} functions killed mid-batch, {chaos.sns_outages} SNS outage(s), "
+        f"chaos: {chaos.kills} functions killed mid-batch, {chaos.sns_outages} SNS outage(s) "
+        f"({chaos.sns_refused} calls refused), "
         f"faults set: {faults}",
         f"{chaos.invocations} invocations ({chaos.invocation_errors} failed), {seconds:.0f} s",
     ]
@@ -356,12 +428,11 @@ def main(argv: list[str] | None = None) -> int:
         timeout_seconds=args.timeout,
     )
     print(render(counts, chaos, args.requests, time.monotonic() - started))
-    bad = {c: r for r, c in categories.items() if c in BAD}
+    bad = sorted((category, request) for request, category in categories.items() if category in BAD)
     if bad:
-        print(
-            f"\nFAILED: {len(bad)} request(s) lost, accepted twice or accounted twice, e.g. "
-            f"{dict(list(bad.items())[:5])}"
-        )
+        print(f"\nFAILED: {len(bad)} request(s) lost, accepted twice or accounted twice:")
+        for category, request in bad[:10]:
+            print(f"  {request}: {category}")
         return 1
     if sum(counts.values()) != args.requests:
         print("\nFAILED: not every request was accounted for")

@@ -399,15 +399,8 @@ class SignalingRelay:
             extra={"message_id": record.message_id, "correlation_id": outcome.correlationId},
         )
         verdict.outcomes[record.message_id] = outcome
-        if published:
-            return
-        try:
-            self._publisher.publish(outcome)
-        except Exception as exc:
-            verdict.retry[record.message_id] = f"outcome publish failed: {type(exc).__name__}"
-            self._count(MetricName.OUTCOME_PUBLISH_FAILED, "Count", 1)
-            return
-        self._ledger.remember(outcome, published=True)
+        if not published and self._publish(outcome, verdict):
+            self._ledger.remember(outcome, published=True)
 
     def _finish(self, outcome: DeliveryOutcome, verdict: BatchVerdict, *, settle: bool) -> None:
         verdict.outcomes[outcome.messageId] = outcome
@@ -424,32 +417,35 @@ class SignalingRelay:
         )
         if outcome.status is OutcomeStatus.RETRY:
             verdict.retry[outcome.messageId] = outcome.reason or "transient failure"
-        published = False
-        if must_publish(outcome, publish_sent=self._publish_sent):
-            try:
-                self._publisher.publish(outcome)
-                published = True
-            except Exception as exc:
-                # The outcome must not be lost: the record goes back to the queue, and the
-                # ledger keeps the outcome so the redelivery publishes it without resending.
-                log.warning(
-                    "outcome publish failed; record will be retried",
-                    extra={"message_id": outcome.messageId, "error": type(exc).__name__},
-                )
-                self._count(MetricName.OUTCOME_PUBLISH_FAILED, "Count", 1)
-                verdict.retry.setdefault(
-                    outcome.messageId, f"outcome publish failed: {type(exc).__name__}"
-                )
-        else:
-            published = True  # nothing owed
-        if not settle:
-            return
-        if outcome.status is OutcomeStatus.RETRY:
+        owed = must_publish(outcome, publish_sent=self._publish_sent)
+        final = settle and outcome.status is not OutcomeStatus.RETRY
+        if final:
+            # Settled before it is published: an invocation that dies in between leaves an
+            # outcome still owed (published on redelivery), never an uncertain send.
+            self._ledger.remember(outcome, published=not owed)
+        published = self._publish(outcome, verdict) if owed else True
+        if final and owed and published:
+            self._ledger.remember(outcome, published=True)
+        if settle and outcome.status is OutcomeStatus.RETRY:
             # Nothing was delivered (a RETRY is decided before a frame goes out, or the service
             # refused it): the redelivery is handled anew.
             self._ledger.release(outcome.messageId)
-        else:
-            self._ledger.remember(outcome, published=published)
+
+    def _publish(self, outcome: DeliveryOutcome, verdict: BatchVerdict) -> bool:
+        """Publish; on failure the record goes back to the queue and the outcome stays owed."""
+        try:
+            self._publisher.publish(outcome)
+        except Exception as exc:
+            log.warning(
+                "outcome publish failed; record will be retried",
+                extra={"message_id": outcome.messageId, "error": type(exc).__name__},
+            )
+            self._count(MetricName.OUTCOME_PUBLISH_FAILED, "Count", 1)
+            verdict.retry.setdefault(
+                outcome.messageId, f"outcome publish failed: {type(exc).__name__}"
+            )
+            return False
+        return True
 
     def _count(self, name: MetricName, unit: str, value: float) -> None:
         if self._metrics is not None:
