@@ -13,7 +13,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck build security chaos demo local emulator clean
+.PHONY: help venv test lint typecheck build security chaos bench bench-quick demo local emulator clean
 
 help:
 	@echo "make test      ruff, mypy and the whole pytest suite (creates $(VENV) as needed)"
@@ -22,6 +22,8 @@ help:
 	@echo "make build     cfn-lint, sam validate, sam build, and the Lambda runtime for local invokes"
 	@echo "make chaos     N requests through the local stack under faults, kills and an SNS outage (N=2000)"
 	@echo "make emulator  run the KVS signaling emulator on its own (ARGS='--port 8443 ...')"
+	@echo "make bench     the relay vs a naive sender: table, bench/results/latest.{json,md,png}"
+	@echo "make bench-quick  the same, CI-sized (under a minute after the build)"
 
 $(STAMP): requirements/dev.txt requirements/constraints.txt layers/relay/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +56,14 @@ chaos: build
 test: lint typecheck build security
 	KVS_RELAY_REQUIRE_BUILD=1 $(BIN)/pytest
 	$(BIN)/python -m kvs_local.chaos --requests 100
+	$(BIN)/python -m bench --quick
+
+# The benchmark (bench/README.md): exit 0 whatever the figures, non-zero only if it cannot run.
+bench: build
+	$(BIN)/python -m bench $(ARGS)
+
+bench-quick: build
+	$(BIN)/python -m bench --quick $(ARGS)
 
 demo: build
 	$(BIN)/python -m kvs_local.demo $(ARGS)

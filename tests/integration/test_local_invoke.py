@@ -31,6 +31,7 @@ from kvs_local.invoke import (
     channels_in_event,
     local_function,
     parse_rie_report,
+    process_cpu_seconds,
     with_fresh_message_ids,
 )
 from kvs_local.lambda_context import LambdaContext
@@ -398,6 +399,35 @@ def test_rie_master_answer_cold_then_warm(
     assert warm.report.request_id != report.request_id
     assert statuses(inbox, again) == ["SENT", "SENT"]
     assert sent_actions(emulator, None) == [Action.SDP_ANSWER] * 4
+
+
+def test_process_cpu_seconds_reads_a_process_cpu_clock() -> None:
+    own = process_cpu_seconds(os.getpid())
+    assert own is not None
+    assert own > 0
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"]) as child:
+        try:
+            idle = process_cpu_seconds(child.pid)
+            assert idle is not None
+            assert idle < own
+        finally:
+            child.kill()
+
+
+@needs_build
+def test_rie_reports_the_runtime_cpu_time(
+    make_stack: StackFactory, start_rie: Callable[..., RieFunction]
+) -> None:
+    runner = start_rie(local_function(make_stack().snapshot()))
+    assert runner.runtime_pid is None  # RIE starts the runtime on the first invocation
+    event = load_event("master-answer.json")
+    cold = runner.invoke(event)
+    assert runner.runtime_pid is not None
+    warm = runner.invoke(with_fresh_message_ids(event))
+    assert cold.report.cpu_ms is not None
+    assert warm.report.cpu_ms is not None
+    # The cold start's CPU includes the init (imports); a warm one is the handler's alone.
+    assert cold.report.cpu_ms > warm.report.cpu_ms > 0
 
 
 @needs_build

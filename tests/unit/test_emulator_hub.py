@@ -120,3 +120,17 @@ def test_disconnected_master_frees_routing_for_the_older_one() -> None:
     assert delivered(hub.receive(viewer.id, offer, 0.3)) == [(second.id, MessageType.SDP_OFFER)]
     hub.disconnect(second.id)
     assert delivered(hub.receive(viewer.id, offer, 0.4)) == [(first.id, MessageType.SDP_OFFER)]
+
+
+def test_accepted_messages_are_timed_and_throttled_ones_are_not() -> None:
+    hub, channel = setup(SignalingQuotas(sdp_answer_per_second=2))
+    master = connect(hub, channel, None, 0)
+    for at in (0.5, 0.7, 0.9):  # the third is over the quota of 2 per second
+        hub.receive(
+            master.id,
+            frame(action="SDP_ANSWER", recipientClientId="v", messagePayload=PAYLOAD),
+            at,
+        )
+    assert hub.sent_times(channel.arn, None) == [0.5, 0.7]
+    assert len(hub.sent_by(channel.arn, None)) == 2
+    assert hub.sent_times(channel.arn, "v") == []
