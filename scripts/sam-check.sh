@@ -110,4 +110,11 @@ for expected in \
     "$BUILD/RelayLayer/python/websocket/__init__.py"; do
     [[ -e "$expected" ]] || die "sam build output is missing ${expected#"$ROOT"/}"
 done
+
+# Bytecode in the build: Lambda's /opt and /var/task are read-only, so without it every cold
+# start compiles the layer again (bench: 698 ms -> 228 ms of import). unchecked-hash: the .pyc
+# stay valid whatever timestamps the zip gives the sources. `sam deploy` ships .aws-sam/build.
+say "compile bytecode into the build"
+"$PYTHON313" -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+    "$BUILD/RelayLayer/python" "$BUILD/SendSignalingFunction" >/dev/null
 say "sam-check passed"

@@ -227,7 +227,12 @@ def run_chaos(
     kill_every_seconds: float = 2.0,
     outage_every_seconds: float = 10.0,
     timeout_seconds: float = 600.0,
-) -> tuple[Counter[Category], ChaosLog, dict[str, Category]]:
+) -> tuple[
+    Counter[Category],
+    ChaosLog,
+    dict[str, Category],
+    dict[str, tuple[int, bool, list[dict[str, Any]]]],
+]:
     """Run the chaos; the accounting per category, what was done, and each request's category."""
     rng = random.Random(seed)
     done = threading.Event()
@@ -321,7 +326,11 @@ def run_chaos(
         correlation: categorize(accepted[correlation], message_id in dead, finals.get(message_id))
         for correlation, message_id in message_of.items()
     }
-    return Counter(categories.values()), chaos, categories
+    details = {
+        correlation: (accepted[correlation], message_id in dead, finals.get(message_id, []))
+        for correlation, message_id in message_of.items()
+    }
+    return Counter(categories.values()), chaos, categories, details
 
 
 def wait_until_drained(sqs: Any, queue_url: str, timeout_seconds: float) -> None:
@@ -420,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("werkzeug", "kvs_local.sqs_event_source", "kvs_local.stack"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     started = time.monotonic()
-    counts, chaos, categories = run_chaos(
+    counts, chaos, categories, details = run_chaos(
         args.requests,
         concurrency=args.concurrency,
         seed=args.seed,
@@ -432,7 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"\nFAILED: {len(bad)} request(s) lost, accepted twice or accounted twice:")
         for category, request in bad[:10]:
-            print(f"  {request}: {category}")
+            accepted, dead, finals = details[request]
+            seen = [(f.get("status"), f.get("reason")) for f in finals]
+            print(f"  {request}: {category} (accepted {accepted}, dead-lettered {dead}, {seen})")
         return 1
     if sum(counts.values()) != args.requests:
         print("\nFAILED: not every request was accounted for")

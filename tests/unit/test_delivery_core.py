@@ -178,7 +178,7 @@ def test_settings_defaults_and_overrides() -> None:
     assert defaults.endpoint_cache_ttl_seconds == 300.0
     assert defaults.status_wait_seconds == DEFAULT_STATUS_WAIT_SECONDS
     assert (defaults.status_wait_min_seconds, defaults.status_wait_handshake_factor) == (0.1, 2.0)
-    assert defaults.max_parallel_connections == 8
+    assert defaults.max_parallel_connections == 10
     custom = RelaySettings.from_environ(
         {
             **env,

@@ -20,6 +20,7 @@ returns its stored outcome.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -43,7 +44,6 @@ IDEMPOTENCY_KEY = "messageId"
 """The record field the key is taken from (``event_key_jmespath``)."""
 LEDGER_NAME = "SendSignaling.ledger"
 """Namespaces the keys in the table (Powertools prefixes every key with a function name)."""
-_SENDING = {"phase": "sending"}
 _PARALLEL_WRITES = 10  # one batch's "sending" marks go out together, not one after another
 
 
@@ -92,18 +92,26 @@ class IdempotencyLedger:
             return IN_FLIGHT
         stored = record.response_json_as_dict() or {}
         if stored.get("phase") != "done":
+            until = stored.get("until")
+            if isinstance(until, int | float) and time.time() * 1000 < until:
+                # Still sending, in an invocation that has not run out of time: a concurrent
+                # duplicate (the queue's visibility timeout ran out first). Retried later.
+                return IN_FLIGHT
             return Remembered(None)  # marked sending, never settled: the send may have happened
         return Remembered(
             DeliveryOutcome.model_validate(stored["outcome"]), bool(stored.get("published"))
         )
 
-    def sending(self, message_ids: Sequence[str]) -> None:
+    def sending(self, message_ids: Sequence[str], remaining_time_ms: int | None = None) -> None:
         if not message_ids:
             return
+        mark: dict[str, Any] = {"phase": "sending"}
+        if remaining_time_ms is not None:
+            mark["until"] = int(time.time() * 1000) + remaining_time_ms
         with ThreadPoolExecutor(max_workers=min(_PARALLEL_WRITES, len(message_ids))) as pool:
             list(
                 pool.map(
-                    lambda message_id: self._store.save_success(self._data(message_id), _SENDING),
+                    lambda message_id: self._store.save_success(self._data(message_id), mark),
                     message_ids,
                 )
             )

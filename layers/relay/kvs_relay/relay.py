@@ -30,6 +30,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -48,6 +49,8 @@ from kvs_relay.outcomes import (
 from kvs_relay.protocol import CHANNEL_ARN_PATTERN, Action, FieldViolation, id_violation
 
 log = logging.getLogger(__name__)
+
+_PARALLEL_CLAIMS = 10  # a batch's ledger claims go out together, ten at a time
 
 
 class MetricName(StrEnum):
@@ -109,8 +112,10 @@ class DeliveryLedger(Protocol):
         """
         ...
 
-    def sending(self, message_ids: Sequence[str]) -> None:
-        """These claimed records' frames may be written from now on."""
+    def sending(self, message_ids: Sequence[str], remaining_time_ms: int | None = None) -> None:
+        """These claimed records' frames may be written from now on, by an invocation that has
+        ``remaining_time_ms`` left: until then, a duplicate finds them in flight; after it, a
+        record still unsettled is uncertain."""
         ...
 
     def remember(self, outcome: DeliveryOutcome, *, published: bool) -> None:
@@ -140,7 +145,7 @@ class InMemoryLedger:
             self._claimed.add(message_id)
             return None
 
-    def sending(self, message_ids: Sequence[str]) -> None:
+    def sending(self, message_ids: Sequence[str], remaining_time_ms: int | None = None) -> None:
         with self._lock:
             for message_id in message_ids:
                 self._store(message_id, Remembered(None))
@@ -271,10 +276,8 @@ class SignalingRelay:
         settled_early: list[tuple[QueueRecord, DeliveryOutcome]] = []
 
         others: set[str] = set()  # records another invocation holds: not ours to settle
-        for record in records:
-            claim = self._ledger.claim(
-                record.message_id, remaining_time_ms() if remaining_time_ms else None
-            )
+        claims = self._claim_all(records, claimed, remaining_time_ms)
+        for record, claim in zip(records, claims, strict=True):
             if isinstance(claim, InFlight):
                 others.add(record.message_id)
                 outcome = self._outcome_for_raw(
@@ -296,7 +299,6 @@ class SignalingRelay:
                 )
                 settled_early.append((record, uncertain))
                 continue
-            claimed.append(record.message_id)
             if fifo and record.message_group_id in gate:
                 outcome = self._outcome_for_raw(
                     record, OutcomeStatus.RETRY, "an earlier message of its FIFO group failed"
@@ -336,7 +338,10 @@ class SignalingRelay:
             requests[record.message_id] = (record, parsed, delivery)
 
         marked.update(d.message_id for d in deliveries)
-        self._ledger.sending([d.message_id for d in deliveries])
+        self._ledger.sending(
+            [d.message_id for d in deliveries],
+            remaining_time_ms() if remaining_time_ms else None,
+        )
         report = self._engine.deliver(deliveries, fifo=fifo, failed_groups=gate)
         self._count(MetricName.CONNECTIONS, "Count", report.connections)
         if report.connections:
@@ -355,6 +360,33 @@ class SignalingRelay:
             finished = outcomes.get(record.message_id)
             if finished is not None:
                 self._finish(finished, verdict, settle=record.message_id not in others)
+
+    def _claim_all(
+        self,
+        records: Sequence[QueueRecord],
+        claimed: list[str],
+        remaining_time_ms: Callable[[], int] | None,
+    ) -> list[Claim]:
+        """Claim every record at once (a DynamoDB round trip each, in parallel); the ones taken
+        are added to ``claimed`` even when another claim fails, so they can be given back."""
+        remaining = remaining_time_ms() if remaining_time_ms else None
+
+        def claim(record: QueueRecord) -> Claim | Exception:
+            try:
+                return self._ledger.claim(record.message_id, remaining)
+            except Exception as exc:  # raised below, once the others are accounted for
+                return exc
+
+        if len(records) <= 1:
+            results = [claim(record) for record in records]
+        else:
+            with ThreadPoolExecutor(max_workers=min(_PARALLEL_CLAIMS, len(records))) as pool:
+                results = list(pool.map(claim, records))
+        claimed.extend(r.message_id for r, c in zip(records, results, strict=True) if c is None)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return [result for result in results if not isinstance(result, Exception)]
 
     def _stop_failed_groups(
         self, records: Sequence[QueueRecord], outcomes: dict[str, DeliveryOutcome]

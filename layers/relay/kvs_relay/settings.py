@@ -57,7 +57,7 @@ class RelaySettings:
     status_wait_seconds: float = DEFAULT_STATUS_WAIT_SECONDS
     status_wait_min_seconds: float = DEFAULT_STATUS_WAIT_MIN_SECONDS
     status_wait_handshake_factor: float = DEFAULT_STATUS_WAIT_HANDSHAKE_FACTOR
-    max_parallel_connections: int = 8
+    max_parallel_connections: int = 10
     connect_timeout_seconds: float = 5.0
     pacing_margin_seconds: float = DEFAULT_PACING_MARGIN_SECONDS
     ca_bundle: str | None = None
@@ -98,7 +98,9 @@ class RelaySettings:
                 DEFAULT_STATUS_WAIT_HANDSHAKE_FACTOR,
                 minimum=0,
             ),
-            max_parallel_connections=int(_number(source, "MAX_PARALLEL_CONNECTIONS", 8, minimum=1)),
+            max_parallel_connections=int(
+                _number(source, "MAX_PARALLEL_CONNECTIONS", 10, minimum=1)
+            ),
             connect_timeout_seconds=_number(source, "CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1),
             pacing_margin_seconds=_number(
                 source, "PACING_MARGIN_SECONDS", DEFAULT_PACING_MARGIN_SECONDS, minimum=0
