@@ -5,14 +5,14 @@ built layer on PYTHONPATH, the function's folder as the working directory and th
 environment, times ``import app`` (the handler module and everything it imports); the median of
 several fresh interpreters. Two conditions:
 
-* ``deployed``: copies of the function and the layer without ``__pycache__`` and with
-  ``PYTHONDONTWRITEBYTECODE=1``: every module is compiled from source, as on Lambda, where
-  ``/opt`` and ``/var/task`` are read-only and ``sam build`` ships no bytecode;
-* ``bytecode``: the same copies after one import wrote their bytecode (what shipping ``.pyc``
-  files in the layer would give).
+* ``deployed``: copies of the built function and layer as they are (``make build`` compiles
+  their bytecode into the build, which ``sam deploy`` ships), with ``PYTHONDONTWRITEBYTECODE=1``
+  because ``/opt`` and ``/var/task`` are read-only on Lambda;
+* ``source``: the same copies without ``__pycache__``: every module compiled at import, as a
+  plain ``sam build`` (no bytecode) would deploy it.
 
-Layer size: the bytes of ``sam build``'s layer folder (without ``__pycache__``, which local runs
-add) and of a deflated zip of it, which is what a deployment uploads.
+Layer size: the bytes of the built layer folder (bytecode included, as ``make build`` leaves it)
+and of a deflated zip of it, which is what a deployment uploads.
 """
 
 from __future__ import annotations
@@ -41,21 +41,21 @@ class ColdImport:
     """Seconds of ``import app`` in fresh interpreters, in both conditions."""
 
     deployed_seconds: list[float]
-    bytecode_seconds: list[float]
+    source_seconds: list[float]
 
     @property
     def deployed_median(self) -> float:
         return statistics.median(self.deployed_seconds)
 
     @property
-    def bytecode_median(self) -> float:
-        return statistics.median(self.bytecode_seconds)
+    def source_median(self) -> float:
+        return statistics.median(self.source_seconds)
 
     def to_json(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "deployedMedianSeconds": self.deployed_median,
-            "bytecodeMedianSeconds": self.bytecode_median,
+            "sourceMedianSeconds": self.source_median,
         }
 
 
@@ -111,33 +111,29 @@ def cold_import(function: LocalFunction, runs: int = 5) -> ColdImport:
     python = lambda_runtime_python()
     with tempfile.TemporaryDirectory(prefix="bench-cold-import-") as scratch:
         root = Path(scratch)
-        code_dir = root / "task"
-        shutil.copytree(function.artifact.code_dir, code_dir, ignore=_IGNORE)
-        layer_dirs: list[Path] = []
-        for index, layer in enumerate(function.artifact.layer_dirs):
-            copy = root / f"layer{index}"
-            shutil.copytree(layer, copy, ignore=_IGNORE)
-            layer_dirs.append(copy)
-        environment = function.environment
-        deployed = [
-            _import_once(python, code_dir, layer_dirs, environment, write_bytecode=False)
-            for _ in range(runs)
-        ]
-        _import_once(python, code_dir, layer_dirs, environment, write_bytecode=True)
-        cached = [
-            _import_once(python, code_dir, layer_dirs, environment, write_bytecode=True)
-            for _ in range(runs)
-        ]
-    return ColdImport(deployed, cached)
+        timings: dict[bool, list[float]] = {}
+        for as_built in (True, False):
+            code_dir = root / f"task-{as_built}"
+            shutil.copytree(
+                function.artifact.code_dir, code_dir, ignore=None if as_built else _IGNORE
+            )
+            layer_dirs: list[Path] = []
+            for index, layer in enumerate(function.artifact.layer_dirs):
+                copy = root / f"layer{index}-{as_built}"
+                shutil.copytree(layer, copy, ignore=None if as_built else _IGNORE)
+                layer_dirs.append(copy)
+            timings[as_built] = [
+                _import_once(
+                    python, code_dir, layer_dirs, function.environment, write_bytecode=False
+                )
+                for _ in range(runs)
+            ]
+    return ColdImport(timings[True], timings[False])
 
 
 def layer_size(layer_root: Path) -> LayerSize:
-    """Size of a built layer folder (e.g. .aws-sam/build/RelayLayer), ``__pycache__`` left out."""
-    files = [
-        path
-        for path in sorted(layer_root.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts
-    ]
+    """Size of a built layer folder (e.g. .aws-sam/build/RelayLayer), as it is deployed."""
+    files = [path for path in sorted(layer_root.rglob("*")) if path.is_file()]
     total = sum(path.stat().st_size for path in files)
     with tempfile.TemporaryDirectory(prefix="bench-layer-zip-") as scratch:
         archive = Path(scratch) / "layer.zip"

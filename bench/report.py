@@ -150,10 +150,10 @@ def footprint_lines(footprint: Footprint) -> list[str]:
     relay, baseline, layer = footprint.relay_import, footprint.baseline_import, footprint.layer
     return [
         f"cold import of the handler module (median of {len(relay.deployed_seconds)} fresh "
-        f"interpreters, no bytecode as deployed): relay {relay.deployed_median * 1000:.0f} ms, "
-        f"baseline {baseline.deployed_median * 1000:.0f} ms",
-        f"cold import with the layer's bytecode compiled: relay "
-        f"{relay.bytecode_median * 1000:.0f} ms, baseline {baseline.bytecode_median * 1000:.0f} ms",
+        f"interpreters, as built, bytecode included): relay {relay.deployed_median * 1000:.0f} "
+        f"ms, baseline {baseline.deployed_median * 1000:.0f} ms",
+        f"cold import compiling from source (no bytecode shipped): relay "
+        f"{relay.source_median * 1000:.0f} ms, baseline {baseline.source_median * 1000:.0f} ms",
         f"built layer (both functions run with it): {layer.files:,} files, "
         f"{layer.bytes / 1e6:.1f} MB unpacked, {layer.zip_bytes / 1e6:.1f} MB zipped",
     ]
@@ -211,8 +211,9 @@ def evaluate_targets(results: Sequence[ScenarioResult], footprint: Footprint) ->
         Target(
             f"cold import under {COLD_IMPORT_TARGET_SECONDS * 1000:.0f} ms",
             cold < COLD_IMPORT_TARGET_SECONDS,
-            f"{cold * 1000:.0f} ms as deployed (no bytecode), "
-            f"{footprint.relay_import.bytecode_median * 1000:.0f} ms with bytecode; baseline "
+            f"{cold * 1000:.0f} ms as built (bytecode included), "
+            f"{footprint.relay_import.source_median * 1000:.0f} ms compiling from source; "
+            f"baseline "
             f"{footprint.baseline_import.deployed_median * 1000:.0f} ms",
         )
     )

@@ -262,7 +262,8 @@ class _Server:
                     inbox.put_nowait((now, message.data))
                 elif message.type == WSMsgType.PING:
                     self.hub.activity(connection.id, now)
-                    await ws.pong(message.data)
+                    with contextlib.suppress(ConnectionError):  # a client already gone
+                        await ws.pong(message.data)
                 elif message.type == WSMsgType.PONG:
                     self.hub.activity(connection.id, now)
         finally:
