@@ -24,29 +24,8 @@ BUILD_PACKAGES=(build-essential cmake autoconf automake libtool)
 
 die() { printf 'lambda-runtime: %s\n' "$*" >&2; exit 1; }
 
-is_python313() {
-    "$1" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 13) else 1)' >/dev/null 2>&1
-}
-
-# As scripts/sam-check.sh finds it: pyenv's versions first, then a python3.13 on PATH, each run
-# before it is trusted (a pyenv shim named python3.13 may exist and fail).
-find_python313() {
-    local candidate
-    while IFS= read -r candidate; do
-        if [[ -x "$candidate" ]] && is_python313 "$candidate"; then
-            printf '%s\n' "$candidate"
-            return 0
-        fi
-    done < <(compgen -G "${PYENV_ROOT:-$HOME/.pyenv}/versions/3.13*/bin/python3.13" | sort -V -r)
-    if command -v python3.13 >/dev/null 2>&1; then
-        candidate="$(python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null || true)"
-        if [[ -n "$candidate" ]] && is_python313 "$candidate"; then
-            printf '%s\n' "$candidate"
-            return 0
-        fi
-    fi
-    return 1
-}
+# shellcheck source=scripts/python313.sh
+source "$ROOT/scripts/python313.sh"
 
 pip_install() {
     # --prefer-binary: take the wheel even when a newer sdist exists (all pins are exact anyway).

@@ -11,20 +11,11 @@ VENV="$ROOT/.venv-checkov"
 REQUIREMENTS="$ROOT/requirements/checkov.txt"
 STAMP="$VENV/.installed"
 
-python313() {
-    local candidate
-    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13*/bin/python3.13 \
-        "$(command -v python3.13 || true)" "$(command -v python3 || true)"; do
-        if [[ -n "$candidate" && -x "$candidate" ]] && "$candidate" -c 'import sys' 2>/dev/null; then
-            printf '%s\n' "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
+# shellcheck source=scripts/python313.sh
+source "$ROOT/scripts/python313.sh"
 
 if [[ ! -x "$VENV/bin/python" ]]; then
-    PYTHON="$(python313)" || { echo "security-check: no python found" >&2; exit 1; }
+    PYTHON="$(find_python313)" || { echo "security-check: no python3.13 found" >&2; exit 1; }
     "$PYTHON" -m venv "$VENV"
     rm -f "$STAMP"
 fi
