@@ -70,6 +70,26 @@ def _member_path(path: str, name: str) -> str:
     return f"{path}.{member}" if path else member
 
 
+def _bounds(
+    measure: int, meta: Mapping[str, Any], quantity: str, subject: str, long_subject: str
+) -> str | None:
+    """The ``min``/``max`` rule ``measure`` breaks (``quantity``: "length" or "value").
+
+    ``long_subject`` names the member when it is over the maximum (a long value is not quoted).
+    """
+    if "min" in meta and measure < meta["min"]:
+        return (
+            f"{subject} failed to satisfy constraint: Member must have {quantity} "
+            f"greater than or equal to {meta['min']}"
+        )
+    if "max" in meta and measure > meta["max"]:
+        return (
+            f"{long_subject} failed to satisfy constraint: Member must have {quantity} "
+            f"less than or equal to {meta['max']}"
+        )
+    return None
+
+
 def _violation(value: Any, shape: Shape, path: str) -> str | None:
     """The first constraint ``value`` breaks, in AWS's validation-message words."""
     kind = shape.type_name
@@ -92,16 +112,10 @@ def _violation(value: Any, shape: Shape, path: str) -> str | None:
     if isinstance(shape, ListShape):
         if not isinstance(value, list):
             return f"Value at '{path}' failed to satisfy constraint: Member must be a list"
-        if "min" in meta and len(value) < meta["min"]:
-            return (
-                f"Value at '{path}' failed to satisfy constraint: Member must have length "
-                f"greater than or equal to {meta['min']}"
-            )
-        if "max" in meta and len(value) > meta["max"]:
-            return (
-                f"Value at '{path}' failed to satisfy constraint: Member must have length "
-                f"less than or equal to {meta['max']}"
-            )
+        at = f"Value at '{path}'"
+        found = _bounds(len(value), meta, "length", at, at)
+        if found:
+            return found
         for index, item in enumerate(value):
             found = _violation(item, shape.member, f"{path}.{index + 1}.member")
             if found:
@@ -110,17 +124,8 @@ def _violation(value: Any, shape: Shape, path: str) -> str | None:
     if kind == "integer" or kind == "long":
         if not isinstance(value, int) or isinstance(value, bool):
             return f"Value at '{path}' failed to satisfy constraint: Member must be an integer"
-        if "min" in meta and value < meta["min"]:
-            return (
-                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have "
-                f"value greater than or equal to {meta['min']}"
-            )
-        if "max" in meta and value > meta["max"]:
-            return (
-                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have "
-                f"value less than or equal to {meta['max']}"
-            )
-        return None
+        quoted = f"Value '{value}' at '{path}'"
+        return _bounds(value, meta, "value", quoted, quoted)
     if kind == "string":
         if not isinstance(value, str):
             return f"Value at '{path}' failed to satisfy constraint: Member must be a string"
@@ -129,16 +134,11 @@ def _violation(value: Any, shape: Shape, path: str) -> str | None:
                 f"Value '{value}' at '{path}' failed to satisfy constraint: Member must "
                 f"satisfy enum value set: [{', '.join(meta['enum'])}]"
             )
-        if "min" in meta and len(value) < meta["min"]:
-            return (
-                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have "
-                f"length greater than or equal to {meta['min']}"
-            )
-        if "max" in meta and len(value) > meta["max"]:
-            return (
-                f"Value at '{path}' failed to satisfy constraint: Member must have length "
-                f"less than or equal to {meta['max']}"
-            )
+        found = _bounds(
+            len(value), meta, "length", f"Value '{value}' at '{path}'", f"Value at '{path}'"
+        )
+        if found:
+            return found
         pattern = meta.get("pattern")
         # Java's \p{..} classes (tags) have no `re` equivalent; those patterns are not checked.
         if pattern and "\\p{" not in pattern and not re.fullmatch(pattern, value):
